@@ -101,7 +101,8 @@ class InvConv1x1(FlowLayer):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         check_image(y, self.channels, "InvConv1x1 input")
-        w_inv = torch.linalg.inv(self.weight())
+        w = self.weight()
+        w_inv = torch.linalg.inv(w.double()).to(w.dtype)  # float64 inverse of the float32 forward matrix
         return F.conv2d(y, w_inv.view(self.channels, self.channels, 1, 1))
 
 

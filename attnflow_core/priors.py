@@ -146,7 +146,8 @@ class ARChannelPrior(nn.Module):
             raise FlowError("this autoregressive prior needs the kept half as context")
         return self.cond_net(context)
 
-    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+    def params(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Teacher-forced mean and log-std of every channel of ``z`` (channel j sees ``z_{<j}`` only)."""
         b, c, h, w = z.shape
         seq = torch.cat([z.new_zeros(b, 1, h, w), z[:, :-1]], dim=1).transpose(0, 1).unsqueeze(2)  # (T,B,1,H,W)
         cond = self._cond(context, z)
@@ -154,7 +155,10 @@ class ARChannelPrior(nn.Module):
             seq = torch.cat([seq, cond.unsqueeze(0).expand(c, -1, -1, -1, -1)], dim=2)
         e = self.embed(seq.flatten(0, 1)).view(c, b, -1, h, w)
         out = self.out(self.lstm.run_sequence(e).flatten(0, 1)).view(c, b, 2, h, w)
-        mean, log_std = out[:, :, 0].transpose(0, 1), out[:, :, 1].transpose(0, 1)
+        return out[:, :, 0].transpose(0, 1), out[:, :, 1].transpose(0, 1)
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        mean, log_std = self.params(z, context)
         return gaussian_log_prob(z, mean, log_std)
 
     def sample(self, context: Tensor | None, shape: tuple[int, int, int, int], temperature: float = 1.0) -> Tensor:
