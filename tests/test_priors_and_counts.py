@@ -46,3 +46,17 @@ def test_affine_marflow_flow_part_matches_reference_count():
     assert sum(p.numel() for p in m.levels.parameters()) == 576_528  # PEERS.md, reference code
     prior = sum(p.numel() for p in m.priors.parameters())
     assert abs(prior - 1_524_914) / 1_524_914 < 0.05  # ours has no unused top-level condition net
+
+
+def test_convlstm_dense_path_equals_convolution():
+    from attnflow_core.priors import ConvLSTM
+    lstm = ConvLSTM(6, layers=2, kernel=5, dilation=2).double()
+    perturb_(lstm)
+    x = torch.randn(5, 3, 6, 4, 4, dtype=torch.float64)
+    fast = lstm.run_sequence(x)
+    ConvLSTM.dense_max_pixels = 0
+    try:
+        slow = lstm.run_sequence(x)
+    finally:
+        ConvLSTM.dense_max_pixels = 16
+    torch.testing.assert_close(fast, slow)

@@ -1,0 +1,35 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Ablation: where to insert the attention (Fig. 5 left, supp. Fig. 8)
+# pos-1 before ActNorm, pos-2 after ActNorm, pos-3 after the 1×1 conv, pos-4 after the coupling.
+# The paper reports pos-3 and pos-4 as best; it gives these numbers only as plots.
+
+# %% tags=["parameters"]
+profile = "smoke"
+results_root = None
+data_root = None
+
+# %%
+from attnflow_core.experiments import collect, results_dir, write_table
+from attnflow_core.report import plot_ablation
+
+df = collect("ablation_positions", profile, results_root=results_root, data_root=data_root)
+df["pos"] = "pos-" + df["position"].astype(str)
+cols = ["attention", "pos", "bpd", "bpd_sem", "params_M", "levels", "steps", "hidden", "dataset", "train_steps",
+        "train_seconds", "hardware", "profile"]
+write_table(df, "ablation_positions", profile, results_root, columns=cols)
+plot_ablation(df, "pos", f"Attention position ({profile}, {df['dataset'].iloc[0]})", hue="attention",
+              path=results_dir(profile, results_root) / "ablation_positions.png")
+df[cols]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One entry point that does its own set-up on a fresh machine.
+#   bash scripts/run.sh smoke   # the main job: smoke reproduction of Table 2 + ablations (CPU, no download)
+#   bash scripts/run.sh test    # unit tests + notebooks under nbval
+#   bash scripts/run.sh bench   # benchmarks (installs normflows, a benchmark-only dependency)
+#   bash scripts/run.sh setup   # only create .venv and install
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${ATTNFLOW_VENV:-.venv}"
+PY="$VENV/bin/python"
+
+setup() {
+  if [ ! -x "$PY" ]; then
+    python3 -m venv "$VENV"
+  fi
+  "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$PY" -m pip install -q --disable-pip-version-check -e ".[notebooks,test]"
+}
+
+cmd="${1:-smoke}"
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  smoke)
+    setup
+    "$PY" -m attnflow_core.reproduce --profile smoke --force "$@" ;;
+  test)
+    setup
+    "$PY" -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks/*.ipynb "$@" ;;
+  bench)
+    setup
+    "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
+    "$PY" benchmarks/bench_attention.py "$@" ;;
+  *) echo "usage: bash scripts/run.sh {smoke|test|bench|setup}" >&2; exit 2 ;;
+esac
