@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
     common = {"profile": a.profile, "results_root": str(root), "data_root": a.data_root}
 
+    ran_this_run: set[str] = set()  # a cell shared by two tables is trained once per invocation
     for name in names:
         log(f"[{name}] ({a.profile})")
         if name in TABLES:
@@ -128,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
                     todo.append((i, spec))
             if a.cell is not None and not todo:
                 p.error(f"no cell {a.cell!r} in {name}; cells: {[c['label'] for c in cells]}")
-            seen, jobs = set(), []
-            for i, spec in todo:  # cells shared between tables/rows run once
-                if cell_key(spec) not in seen:
-                    seen.add(cell_key(spec))
+            jobs = []
+            for i, spec in todo:
+                if cell_key(spec) not in ran_this_run:
+                    ran_this_run.add(cell_key(spec))
                     jobs.append((i, spec))
             log(f"  {len(cells)} cells, {len(jobs)} to run, {a.jobs} at a time")
 
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  skipping the {name} summary: some of its cells failed")
                 failures.append((name, "not built: cell failures above"))
                 continue
-        err = _execute(name, common, out / "executed" / f"{name}.ipynb", log)
+        params = common if name in TABLES else {k: common[k] for k in ("profile", "results_root")}
+        err = _execute(name, params, out / "executed" / f"{name}.ipynb", log)
         if err:
             failures.append((name, err))
 

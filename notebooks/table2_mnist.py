@@ -28,7 +28,7 @@ from attnflow_core.experiments import collect, results_dir, write_table
 
 df = collect("table2_mnist", profile, results_root=results_root, data_root=data_root)
 cols = ["label", "paper_setting", "levels", "steps", "hidden", "params_M", "paper_params_M", "bpd", "bpd_sem",
-        "paper_bpd", "convention", "image_shape", "dataset", "train_steps", "train_seconds", "hardware", "profile"]
+        "paper_bpd", "convention", "image_shape", "dataset", "train_steps", "train_seconds", "hardware", "profile", "note"]
 write_table(df, "table2_mnist", profile, results_root, columns=cols,
             note="Paper rows: Glow and mARFlow bits/dim as reported in the paper's Table 2; the paper's "
                  "numbers use the padded 3×32×32 convention. Our `levels/steps/hidden` columns give the "

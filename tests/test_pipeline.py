@@ -149,3 +149,26 @@ def test_failed_notebook_leaves_results_and_exits_nonzero(tmp_path, monkeypatch)
     assert (earlier.parent / "jacobian_walkthrough.failed.ipynb").exists()
     info = json.loads((res / "smoke" / "run_info.json").read_text())
     assert info["failures"] and "deliberate failure" in info["failures"][0][1]
+
+
+def test_paper_profile_specs_are_valid_configs():
+    from attnflow_core import FlowConfig
+    from attnflow_core.experiments import TABLES, cell_key, table_cells
+
+    keys = set()
+    for table in TABLES:
+        for spec in table_cells(table, "paper"):
+            cfg = FlowConfig.from_dict(spec["model"])
+            cfg.validate()
+            assert spec["train"]["batch_size"] == 32 and spec["train"]["lr"] == 8e-4  # the paper's
+            assert spec["dataset"] == "mnist"
+            keys.add(cell_key(spec))
+    t2 = table_cells("table2_mnist", "paper")
+    assert {s["convention"] for s in t2} == {"padded", "standard"}
+    padded = [s for s in t2 if s["convention"] == "padded"]
+    assert [tuple(s["paper_setting"]) for s in padded][1:] == [(3, 4, 96), (3, 4, 96), (3, 4, 96), (3, 2, 96),
+                                                               (3, 2, 96), (3, 2, 48), (3, 2, 48)]
+    for s in padded[1:]:  # the paper's (L, K, C) are trained unchanged at paper scale
+        m = s["model"]
+        assert (m["levels"], m["steps"], m["hidden"]) == tuple(s["paper_setting"])
+        assert m["image_shape"] == [3, 32, 32] and m["coupling"] == "mixlogistic"

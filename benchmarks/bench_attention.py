@@ -1,0 +1,344 @@
+"""Benchmarks: what iMap/iTrans cost on top of the backbone, and our Glow against normflows' Glow.
+
+    python benchmarks/bench_attention.py --scale cpu      # a few minutes on a laptop CPU
+    python benchmarks/bench_attention.py --scale paper    # MNIST L=3 K=4 C=96, for a GPU
+
+Part 1 (supp. Table 1): for the mARFlow backbone alone, with iMap and with iTrans (positions 3
+and 4, the paper's best; iTrans with 1 and 5 heads), the median training-step time (forward +
+backward + optimiser step) after warm-up, log_prob time, sampling time for a batch and peak
+memory, with ratios to the backbone beside the paper's.
+Part 2: the same Glow (levels, steps, hidden width, batch, data, seed, optimiser) built with
+attnflow_core and with normflows: step-time ratio and test bits/dim after the same steps.
+
+Writes results/benchmarks/{attention_cost,normflows_glow}_<scale>_<device>.csv and a figure.
+Timings: all variants live in one process and are timed round-robin (each round times every
+variant once), so drift in machine speed hits all alike; ratios are medians of per-round ratios.
+Peak memory: each variant in a fresh process on the CPU (peak RSS), or CUDA's max allocated.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from attnflow_core import FlowModel, paper_config  # noqa: E402
+from attnflow_core.data import load_dataset  # noqa: E402
+from attnflow_core.io import save_figure, write_text  # noqa: E402
+from attnflow_core.train import git_commit, hardware_label, pick_device  # noqa: E402
+
+PAPER_TRAIN = {"backbone": 2.5, "imap": 3.0, "itrans": 5.0}  # GPU-days, supp. Table 1 (CIFAR)
+PAPER_TEST = {"backbone": 0.48, "imap": 0.50, "itrans": 0.61}  # s per image
+
+SCALES = {
+    "cpu": {
+        "model": dict(backbone="marflow", coupling="mixlogistic", image_shape=(3, 32, 32), levels=3, steps=1,
+                      hidden=32, blocks=2, components=8, dropout=0.0, prior_hidden=16, prior_layers=2),
+        "batch": 16, "sample_batch": 4, "warmup": 2, "repeats": 15,
+        "glow": dict(levels=2, steps=4, hidden=64, dataset="mnist", convention="standard", batch=32, train_steps=300,
+                     test_images=2000),
+    },
+    "paper": {
+        "model": paper_config(image_shape=(3, 32, 32)).to_dict(),
+        "batch": 32, "sample_batch": 16, "warmup": 5, "repeats": 20,
+        "glow": dict(levels=3, steps=4, hidden=96, dataset="mnist", convention="padded", batch=32, train_steps=2000,
+                     test_images=10000),
+    },
+}
+VARIANTS = [("backbone", "none", 4, 1), ("iMap pos-3", "imap", 3, 1), ("iMap pos-4", "imap", 4, 1),
+            ("iTrans pos-3 h1", "itrans", 3, 1), ("iTrans pos-3 h5", "itrans", 3, 5),
+            ("iTrans pos-4 h1", "itrans", 4, 1), ("iTrans pos-4 h5", "itrans", 4, 5)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def _setup_device(args: dict) -> torch.device:
+    torch.manual_seed(0)
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    device = torch.device(args["device"])
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = args["tf32"]
+        torch.backends.cudnn.allow_tf32 = args["tf32"]
+    return device
+
+
+def _build(args: dict, variant: tuple, device: torch.device):
+    name, attn, pos, heads = variant
+    cfg = dict(args["model"], attention=attn, position=pos, heads=heads)
+    model = FlowModel(cfg).to(device)
+    if args["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (args["batch"], *cfg["image_shape"]), dtype=torch.uint8, device=device)
+    model.train()
+    model.bits_per_dim(x)  # ActNorm init
+    opt = torch.optim.Adamax(model.parameters(), lr=1e-4)
+    loss_fn = torch.compile(model.bits_per_dim) if args["compile"] else model.bits_per_dim
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss_fn(x).mean().backward()
+        opt.step()
+
+    xm = model.dequantize(x)
+
+    @torch.no_grad()
+    def log_prob():
+        model.eval()
+        model.log_prob(xm)
+        model.train()
+
+    @torch.no_grad()
+    def sample():
+        model.eval()
+        model.sample(args["sample_batch"], 0.7)
+        model.train()
+
+    return model, {"train_step_s": step, "log_prob_s": log_prob, "sample_batch_s": sample}
+
+
+def _timed(fn, device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def measure_timings(args: dict) -> list[dict]:
+    """All variants in one process, timed round-robin so drift in machine speed hits all alike.
+
+    Each round times every variant once; a variant's ratio to the backbone is the median over
+    rounds of the per-round ratio."""
+    device = _setup_device(args)
+    built = [(v, *_build(args, v, device)) for v in VARIANTS]
+    raw = {v[0]: {k: [] for k in ("train_step_s", "log_prob_s", "sample_batch_s")} for v in VARIANTS}
+    for kind, rounds in (("train_step_s", args["repeats"]), ("log_prob_s", args["repeats"]),
+                         ("sample_batch_s", max(3, args["repeats"] // 2))):
+        for v, _, fns in built:  # warm-up
+            for _ in range(args["warmup"] if kind == "train_step_s" else 1):
+                fns[kind]()
+        for _ in range(rounds):
+            for v, _, fns in built:
+                raw[v[0]][kind].append(_timed(fns[kind], device))
+    rows = []
+    base = raw[VARIANTS[0][0]]
+    for v, model, _ in built:
+        r = {"variant": v[0], "attention": v[1], "position": v[2], "heads": v[3], "params": model.num_parameters(),
+             "batch": args["batch"], "sample_batch": args["sample_batch"]}
+        for kind, times in raw[v[0]].items():
+            r[kind] = statistics.median(times)
+            r[kind[:-2] + "_ratio"] = statistics.median(t / b for t, b in zip(times, base[kind]))
+        rows.append(r)
+    return rows
+
+
+def measure_memory(args: dict) -> float:
+    """Peak memory of two training steps of one variant (own process on the CPU)."""
+    device = _setup_device(args)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _, fns = _build(args, args["variant"], device)
+    fns["train_step_s"]()
+    fns["train_step_s"]()
+    _sync(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb()
+
+
+def _run(fn, args: dict, isolate: bool) -> dict:
+    if not isolate:
+        return fn(args)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(fn, (args,))
+
+
+# ---------------------------------------------------------------------------------- normflows
+def build_normflows_glow(image_shape, levels: int, steps: int, hidden: int):
+    import normflows as nf
+
+    c, h, w = image_shape
+    q0, flows, merges = [], [], []
+    for i in range(levels):  # i = 0 is the coarsest level, as normflows orders them
+        blocks = [nf.flows.GlowBlock(c * 2 ** (levels + 1 - i), hidden, split_mode="channel", scale=True)
+                  for _ in range(steps)]
+        flows.append(blocks + [nf.flows.Squeeze()])
+        if i > 0:
+            merges.append(nf.flows.Merge())
+            shape = (c * 2 ** (levels - i), h // 2 ** (levels - i), w // 2 ** (levels - i))
+        else:
+            shape = (c * 2 ** (levels + 1), h // 2 ** levels, w // 2 ** levels)
+        q0.append(nf.distributions.DiagGaussian(shape))
+    return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
+
+
+def train_glow(args: dict) -> dict:
+    """Train one Glow implementation with a shared loop: same batches, noise, optimiser and seed."""
+    torch.manual_seed(0)
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    device = torch.device(args["device"])
+    g = args["glow"]
+    tr = load_dataset(g["dataset"], "train", root=args["data_root"], convention=g["convention"])
+    te = load_dataset(g["dataset"], "test", root=args["data_root"], convention=g["convention"],
+                      limit=g["test_images"])
+    shape = tuple(tr.images.shape[1:])
+    dims = math.prod(shape)
+    if args["impl"] == "attnflow_core":
+        model = FlowModel(dict(backbone="glow", coupling="affine", attention="none", image_shape=shape,
+                               levels=g["levels"], steps=g["steps"], hidden=g["hidden"])).to(device)
+        log_prob = lambda t: model.log_prob(t - 0.5)  # noqa: E731  (model space is [-0.5, 0.5])
+    else:
+        model = build_normflows_glow(shape, g["levels"], g["steps"], g["hidden"]).to(device)
+        log_prob = lambda t: model.log_prob(t, None)  # noqa: E731  data in [0, 1]: a shift, same density
+    gen = torch.Generator().manual_seed(1)
+
+    def batch(images, idx):
+        x = images[idx].to(device).float()
+        u = torch.rand(x.shape, generator=gen).to(device)
+        return (x + u) / 256.0
+
+    def bpd(lp):
+        return -(lp - dims * math.log(256.0)) / (dims * math.log(2.0))
+
+    model.train()
+    opt = torch.optim.Adamax(model.parameters(), lr=1e-3)
+    perm_gen = torch.Generator().manual_seed(2)
+    times, losses = [], []
+    for step in range(g["train_steps"]):
+        idx = torch.randint(0, tr.images.shape[0], (g["batch"],), generator=perm_gen)
+        xb = batch(tr.images, idx)
+        for group in opt.param_groups:
+            group["lr"] = 1e-3 * min(1.0, (step + 1) / 50)
+        _sync(device)
+        t0 = time.perf_counter()
+        loss = bpd(log_prob(xb)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+        opt.step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            break
+    model.eval()
+    vals = []
+    with torch.no_grad():
+        for i in range(0, te.images.shape[0], 500):
+            vals.append(bpd(log_prob(batch(te.images, torch.arange(i, min(i + 500, te.images.shape[0]))))).cpu())
+    v = torch.cat(vals)
+    return {"impl": args["impl"], "params": sum(p.numel() for p in model.parameters()),
+            "median_step_s": statistics.median(times[10:]), "steps": len(losses), "final_train_bpd": losses[-1],
+            "test_bpd": float(v.mean()), "test_images": int(v.numel()),
+            "dataset": f"{g['dataset']} ({g['convention']}, {'×'.join(map(str, shape))})",
+            "levels": g["levels"], "K": g["steps"], "hidden": g["hidden"], "batch": g["batch"]}
+
+
+# ---------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", choices=SCALES, default="cpu")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--data-root", default=os.environ.get("ATTNFLOW_DATA", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--out", default=str(REPO / "results" / "benchmarks"))
+    p.add_argument("--skip-normflows", action="store_true")
+    p.add_argument("--skip-attention", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the loss (GPU)")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--no-tf32", action="store_true")
+    a = p.parse_args(argv)
+
+    import pandas as pd
+
+    device = pick_device(a.device)
+    sc = SCALES[a.scale]
+    isolate = device.type == "cpu"
+    meta = {"scale": a.scale, "device": str(device), "hardware": hardware_label(device), "torch": torch.__version__,
+            "commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "compile": a.compile,
+            "channels_last": a.channels_last, "tf32": not a.no_tf32 and device.type == "cuda"}
+    out = Path(a.out)
+    tag = f"{a.scale}_{device.type}"
+    print(f"benchmarks: {meta}", flush=True)
+
+    if not a.skip_attention:
+        args = dict(model=sc["model"], batch=sc["batch"], sample_batch=sc["sample_batch"], warmup=sc["warmup"],
+                    repeats=sc["repeats"], device=str(device), threads=a.threads, compile=a.compile,
+                    channels_last=a.channels_last, tf32=not a.no_tf32)
+        rows = _run(measure_timings, args, isolate)
+        for r, v in zip(rows, VARIANTS):
+            r["peak_mem_mb"] = _run(measure_memory, dict(args, variant=v), isolate)
+            r["peak_mem_kind"] = "cuda max allocated" if device.type == "cuda" else "process peak RSS"
+            print(f"  {r['variant']:17s} step {r['train_step_s'] * 1e3:8.1f} ms   log_prob {r['log_prob_s'] * 1e3:8.1f} ms   "
+                  f"sample {r['sample_batch_s']:7.2f} s   peak {r['peak_mem_mb']:8.0f} MB", flush=True)
+        df = pd.DataFrame(rows)
+        df["peak_mem_ratio"] = df["peak_mem_mb"] / df["peak_mem_mb"].iloc[0]
+        df["paper_train_ratio"] = df["attention"].map(lambda k: PAPER_TRAIN.get(k if k != "none" else "backbone")) / PAPER_TRAIN["backbone"]
+        df["paper_test_ratio"] = df["attention"].map(lambda k: PAPER_TEST.get(k if k != "none" else "backbone")) / PAPER_TEST["backbone"]
+        df["model"] = str({k: v for k, v in sc["model"].items() if k != "image_shape"}) + f" on {sc['model']['image_shape']}"
+        for k, v in meta.items():
+            df[k] = v
+        write_text(out / f"attention_cost_{tag}.csv", df.to_csv(index=False))
+        _figure(df, out / f"attention_cost_{tag}.png", meta)
+        print(df[["variant", "train_step_ratio", "paper_train_ratio", "log_prob_ratio", "paper_test_ratio",
+                  "sample_batch_ratio", "peak_mem_ratio"]].round(3).to_string(index=False), flush=True)
+
+    if not a.skip_normflows:
+        rows = []
+        for impl in ("attnflow_core", "normflows"):
+            args = dict(impl=impl, glow=sc["glow"], device=str(device), threads=a.threads, data_root=a.data_root)
+            r = _run(train_glow, args, isolate)
+            rows.append(r)
+            print(f"  {impl:14s} step {r['median_step_s'] * 1e3:7.1f} ms   test bpd {r['test_bpd']:.4f}   "
+                  f"params {r['params']}", flush=True)
+        df = pd.DataFrame(rows)
+        df["step_time_ratio_vs_normflows"] = df["median_step_s"] / df.loc[df["impl"] == "normflows", "median_step_s"].iloc[0]
+        for k, v in meta.items():
+            df[k] = v
+        write_text(out / f"normflows_glow_{tag}.csv", df.to_csv(index=False))
+        print(df[["impl", "median_step_s", "step_time_ratio_vs_normflows", "test_bpd", "params"]].to_string(index=False))
+    return 0
+
+
+def _figure(df, path: Path, meta: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    xs = range(len(df))
+    ax.bar([i - 0.2 for i in xs], df["train_step_ratio"], 0.4, label="ours: train step / backbone")
+    ax.bar([i + 0.2 for i in xs], df["paper_train_ratio"], 0.4, label="paper: train time / backbone", alpha=0.6)
+    ax.axhline(1.0, color="k", lw=0.6)
+    ax.set_xticks(list(xs), df["variant"], rotation=25, fontsize=8, ha="right")
+    ax.set_ylabel("ratio to backbone")
+    ax.set_title(f"Attention overhead ({meta['scale']} scale, {meta['hardware']}, torch {meta['torch']})", fontsize=8)
+    ax.legend(fontsize=8)
+    save_figure(path, fig, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
