@@ -22,7 +22,9 @@ class ZeroConv2d(nn.Module):
         self.factor = logscale_factor
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(x) * torch.exp(self.logs * self.factor)
+        # the output scale is folded into weight and bias: one conv instead of conv + multiply
+        s = torch.exp(self.logs * self.factor).view(-1)
+        return F.conv2d(x, self.conv.weight * s.view(-1, 1, 1, 1), self.conv.bias * s, padding=1)
 
 
 class NormConv2d(nn.Module):
@@ -42,16 +44,18 @@ class NormConv2d(nn.Module):
         super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv(x)
         if self.training and not self._init_cache:
             self._init_cache = bool(self.initialized)
             if not self._init_cache:
                 with torch.no_grad():
+                    h = self.conv(x)
                     self.log_scale.copy_(-torch.log(h.std(dim=(0, 2, 3), keepdim=True, unbiased=False) + 1e-6))
                     self.bias.copy_(-h.mean(dim=(0, 2, 3), keepdim=True) * torch.exp(self.log_scale))
                     self.initialized.fill_(True)
                     self._init_cache = True
-        return h * torch.exp(self.log_scale) + self.bias
+        # conv(x, w)·s + b == conv(x, w·s) + b: fold the affine into the conv (one op, not three)
+        w = self.conv.weight * torch.exp(self.log_scale).view(-1, 1, 1, 1)
+        return F.conv2d(x, w, self.bias.view(-1), padding=self.conv.padding)
 
 
 class AffineNet(nn.Module):
@@ -102,21 +106,20 @@ class AffineCoupling(_Coupling):
 
     def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         h = self.net(self._net_input(x1, cond))
-        shift, raw = h[:, 0::2], h[:, 1::2]
-        return shift, torch.sigmoid(raw + 2.0)
+        return h[:, 0::2], h[:, 1::2] + 2.0  # shift, scale logit
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self._check(x, cond)
         x1, x2 = x[:, : self.c1], x[:, self.c1:]
-        shift, scale = self._params(x1, cond)
-        y2 = x2 * scale + shift
-        return torch.cat([x1, y2], dim=1), sum_except_batch(torch.log(scale))
+        shift, logit = self._params(x1, cond)
+        y2 = x2 * torch.sigmoid(logit) + shift
+        return torch.cat([x1, y2], dim=1), sum_except_batch(F.logsigmoid(logit))
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         self._check(y, cond)
         y1, y2 = y[:, : self.c1], y[:, self.c1:]
-        shift, scale = self._params(y1, cond)
-        return torch.cat([y1, (y2 - shift) / scale], dim=1)
+        shift, logit = self._params(y1, cond)
+        return torch.cat([y1, (y2 - shift) / torch.sigmoid(logit)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ and 4, the paper's best; iTrans with 1 and 5 heads), the median training-step ti
 backward + optimiser step) after warm-up, log_prob time, sampling time for a batch and peak
 memory, with ratios to the backbone beside the paper's.
 Part 2: the same Glow (levels, steps, hidden width, batch, data, seed, optimiser) built with
-attnflow_core and with normflows: step-time ratio and test bits/dim after the same steps.
+attnflow_core and with normflows, trained side by side on identical batches: step-time ratio
+and test bits/dim after the same steps.
 
 Writes results/benchmarks/{attention_cost,normflows_glow}_<scale>_<device>.csv and a figure.
 Timings: all variants live in one process and are timed round-robin (each round times every
@@ -192,9 +193,10 @@ def build_normflows_glow(image_shape, levels: int, steps: int, hidden: int):
     return nf.MultiscaleFlow(q0, flows, merges, class_cond=False)
 
 
-def train_glow(args: dict) -> dict:
-    """Train one Glow implementation with a shared loop: same batches, noise, optimiser and seed."""
-    torch.manual_seed(0)
+def train_glow_pair(args: dict) -> list[dict]:
+    """Train our Glow and normflows' Glow side by side: the same batches, dequantisation noise,
+    optimiser and schedule; their steps alternate (and which goes first alternates), so the
+    step-time ratio is a median of per-step ratios taken under the same machine conditions."""
     if args["threads"]:
         torch.set_num_threads(args["threads"])
     device = torch.device(args["device"])
@@ -204,55 +206,64 @@ def train_glow(args: dict) -> dict:
                       limit=g["test_images"])
     shape = tuple(tr.images.shape[1:])
     dims = math.prod(shape)
-    if args["impl"] == "attnflow_core":
-        model = FlowModel(dict(backbone="glow", coupling="affine", attention="none", image_shape=shape,
-                               levels=g["levels"], steps=g["steps"], hidden=g["hidden"])).to(device)
-        log_prob = lambda t: model.log_prob(t - 0.5)  # noqa: E731  (model space is [-0.5, 0.5])
-    else:
-        model = build_normflows_glow(shape, g["levels"], g["steps"], g["hidden"]).to(device)
-        log_prob = lambda t: model.log_prob(t, None)  # noqa: E731  data in [0, 1]: a shift, same density
-    gen = torch.Generator().manual_seed(1)
-
-    def batch(images, idx):
-        x = images[idx].to(device).float()
-        u = torch.rand(x.shape, generator=gen).to(device)
-        return (x + u) / 256.0
+    torch.manual_seed(0)
+    ours = FlowModel(dict(backbone="glow", coupling="affine", attention="none", image_shape=shape,
+                          levels=g["levels"], steps=g["steps"], hidden=g["hidden"])).to(device)
+    torch.manual_seed(0)
+    theirs = build_normflows_glow(shape, g["levels"], g["steps"], g["hidden"]).to(device)
+    impls = {
+        "attnflow_core": (ours, lambda t: ours.log_prob(t - 0.5)),  # our model space is [-0.5, 0.5]
+        "normflows": (theirs, lambda t: theirs.log_prob(t, None)),  # [0, 1]: a shift, same density
+    }
+    opts = {k: torch.optim.Adamax(m.parameters(), lr=1e-3) for k, (m, _) in impls.items()}
 
     def bpd(lp):
         return -(lp - dims * math.log(256.0)) / (dims * math.log(2.0))
 
-    model.train()
-    opt = torch.optim.Adamax(model.parameters(), lr=1e-3)
-    perm_gen = torch.Generator().manual_seed(2)
-    times, losses = [], []
+    def batch(images, idx, gen):
+        x = images[idx].to(device).float()
+        return (x + torch.rand(x.shape, generator=gen).to(device)) / 256.0
+
+    idx_gen, noise_gen = torch.Generator().manual_seed(2), torch.Generator().manual_seed(1)
+    times = {k: [] for k in impls}
+    losses = {k: [] for k in impls}
+    for m, _ in impls.values():
+        m.train()
     for step in range(g["train_steps"]):
-        idx = torch.randint(0, tr.images.shape[0], (g["batch"],), generator=perm_gen)
-        xb = batch(tr.images, idx)
-        for group in opt.param_groups:
-            group["lr"] = 1e-3 * min(1.0, (step + 1) / 50)
-        _sync(device)
-        t0 = time.perf_counter()
-        loss = bpd(log_prob(xb)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
-        opt.step()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
-            break
-    model.eval()
-    vals = []
-    with torch.no_grad():
-        for i in range(0, te.images.shape[0], 500):
-            vals.append(bpd(log_prob(batch(te.images, torch.arange(i, min(i + 500, te.images.shape[0]))))).cpu())
-    v = torch.cat(vals)
-    return {"impl": args["impl"], "params": sum(p.numel() for p in model.parameters()),
-            "median_step_s": statistics.median(times[10:]), "steps": len(losses), "final_train_bpd": losses[-1],
-            "test_bpd": float(v.mean()), "test_images": int(v.numel()),
-            "dataset": f"{g['dataset']} ({g['convention']}, {'×'.join(map(str, shape))})",
-            "levels": g["levels"], "K": g["steps"], "hidden": g["hidden"], "batch": g["batch"]}
+        xb = batch(tr.images, torch.randint(0, tr.images.shape[0], (g["batch"],), generator=idx_gen), noise_gen)
+        order = list(impls) if step % 2 == 0 else list(reversed(impls))
+        for k in order:
+            model, log_prob = impls[k]
+            opt = opts[k]
+            for group in opt.param_groups:
+                group["lr"] = 1e-3 * min(1.0, (step + 1) / 50)
+            _sync(device)
+            t0 = time.perf_counter()
+            loss = bpd(log_prob(xb)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+            opt.step()
+            _sync(device)
+            times[k].append(time.perf_counter() - t0)
+            losses[k].append(float(loss.detach()))
+    rows = []
+    test_gen = torch.Generator().manual_seed(3)
+    test_batches = [(i, min(i + 500, te.images.shape[0])) for i in range(0, te.images.shape[0], 500)]
+    test_x = [batch(te.images, torch.arange(a, b), test_gen) for a, b in test_batches]  # same noise for both
+    ratio = statistics.median(a / b for a, b in zip(times["attnflow_core"][10:], times["normflows"][10:]))
+    for k, (model, log_prob) in impls.items():
+        model.eval()
+        with torch.no_grad():
+            v = torch.cat([bpd(log_prob(x)).cpu() for x in test_x])
+        rows.append({"impl": k, "params": sum(p.numel() for p in model.parameters()),
+                     "median_step_s": statistics.median(times[k][10:]), "steps": len(losses[k]),
+                     "final_train_bpd": losses[k][-1], "test_bpd": float(v.mean()), "test_images": int(v.numel()),
+                     "step_time_ratio_vs_normflows": ratio if k == "attnflow_core" else 1.0,
+                     "dataset": f"{g['dataset']} ({g['convention']}, {'×'.join(map(str, shape))})",
+                     "levels": g["levels"], "K": g["steps"], "hidden": g["hidden"], "batch": g["batch"],
+                     "optimizer": "Adamax lr 1e-3, 50 warm-up steps, clip 50"})
+    return rows
 
 
 # ---------------------------------------------------------------------------------- main
@@ -305,15 +316,12 @@ def main(argv=None) -> int:
                   "sample_batch_ratio", "peak_mem_ratio"]].round(3).to_string(index=False), flush=True)
 
     if not a.skip_normflows:
-        rows = []
-        for impl in ("attnflow_core", "normflows"):
-            args = dict(impl=impl, glow=sc["glow"], device=str(device), threads=a.threads, data_root=a.data_root)
-            r = _run(train_glow, args, isolate)
-            rows.append(r)
-            print(f"  {impl:14s} step {r['median_step_s'] * 1e3:7.1f} ms   test bpd {r['test_bpd']:.4f}   "
-                  f"params {r['params']}", flush=True)
+        rows = _run(train_glow_pair, dict(glow=sc["glow"], device=str(device), threads=a.threads,
+                                          data_root=a.data_root), isolate)
         df = pd.DataFrame(rows)
-        df["step_time_ratio_vs_normflows"] = df["median_step_s"] / df.loc[df["impl"] == "normflows", "median_step_s"].iloc[0]
+        for r in rows:
+            print(f"  {r['impl']:14s} step {r['median_step_s'] * 1e3:7.1f} ms   test bpd {r['test_bpd']:.4f}   "
+                  f"params {r['params']}", flush=True)
         for k, v in meta.items():
             df[k] = v
         write_text(out / f"normflows_glow_{tag}.csv", df.to_csv(index=False))
