@@ -20,7 +20,8 @@ import torch
 
 from .backbones import FlowConfig
 from .data import dataset_shape, load_dataset
-from .io import save_figure, write_json, write_text
+from .io import write_json, write_text
+from .report import save_sample_grid
 from .train import TrainConfig, evaluate_bpd, git_commit, hardware_label, reconstruction_error, train
 
 PROFILES = ("smoke", "paper")
@@ -209,7 +210,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     eval_s = time.perf_counter() - t0
     rec_err = reconstruction_error(result.model, te.images)
     samples_rel = f"samples/{key}.png"
-    _save_sample_grid(result.model, out / samples_rel, temperatures, spec.get("label", key))
+    save_sample_grid(result.model, out / samples_rel, temperatures, spec.get("label", key))
     record = {
         "key": key, "label": spec.get("label", key), "profile": profile, "spec": spec,
         "dataset": spec["dataset"], "convention": spec["convention"], "image_shape": spec["model"]["image_shape"],
@@ -223,26 +224,6 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     }
     write_json(out / "cells" / f"{key}.json", record)
     return record
-
-
-def _save_sample_grid(model, path: Path, temperatures: tuple[float, ...], title: str, n: int = 16) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from torchvision.utils import make_grid
-
-    torch.manual_seed(0)
-    fig, axes = plt.subplots(1, len(temperatures), figsize=(3.2 * len(temperatures), 3.4))
-    for ax, t in zip(axes, temperatures):
-        x = model.to_uint8(model.sample(n, temperature=t)).float().cpu() / 255.0
-        grid = make_grid(x, nrow=int(math.sqrt(n)), padding=1, pad_value=1.0)
-        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(f"T = {t}")
-        ax.axis("off")
-    fig.suptitle(title, fontsize=9)
-    save_figure(path, fig, dpi=110)
-    plt.close(fig)
 
 
 def collect(table: str, profile: str, results_root: str | os.PathLike | None = None, run_missing: bool = True,

@@ -89,3 +89,23 @@ def plot_ablation(df, x: str, title: str, path: str | Path | None = None, hue: s
     if path is not None:
         save_figure(path, fig, dpi=120)
     return fig
+
+
+def save_sample_grid(model, path: str | Path, temperatures: tuple[float, ...], title: str, n: int = 16) -> None:
+    """One grid of ``n`` samples per temperature, side by side (seeded)."""
+    import math
+
+    from torchvision.utils import make_grid
+
+    plt = _plt()
+    torch.manual_seed(0)
+    fig, axes = plt.subplots(1, len(temperatures), figsize=(3.2 * len(temperatures), 3.4), squeeze=False)
+    for ax, t in zip(axes[0], temperatures):
+        x = model.to_uint8(model.sample(n, temperature=t)).float().cpu() / 255.0
+        grid = make_grid(x, nrow=int(math.sqrt(n)), padding=1, pad_value=1.0)
+        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"T = {t}")
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    save_figure(path, fig, dpi=110)
+    plt.close(fig)

@@ -172,3 +172,13 @@ def test_paper_profile_specs_are_valid_configs():
         m = s["model"]
         assert (m["levels"], m["steps"], m["hidden"]) == tuple(s["paper_setting"])
         assert m["image_shape"] == [3, 32, 32] and m["coupling"] == "mixlogistic"
+
+
+@pytest.mark.parametrize("temps", [(0.7,), (0.5, 1.0)])
+def test_sample_grid_any_number_of_temperatures(tmp_path, temps):
+    from attnflow_core.report import save_sample_grid
+
+    m = FlowModel(TINY)
+    m.eval()
+    save_sample_grid(m, tmp_path / "g.png", temps, "t", n=4)
+    assert (tmp_path / "g.png").stat().st_size > 1000
