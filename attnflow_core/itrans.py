@@ -148,26 +148,24 @@ class ITrans(FlowLayer):
         gamma = 1.0 + 1e-3 + F.softplus(self.gamma)
         return a + gamma * torch.eye(n, dtype=a.dtype, device=a.device)
 
+    def _split(self, t: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Shared by both directions (the masked half is the same on either side):
+        patches of ``t``, the patch mask, the masked half and ``W`` computed from it."""
+        check_image(t, self.channels, "ITrans input")
+        check_cond(cond, self.cond_channels, t, "ITrans")
+        _, c, h, w = t.shape
+        m = self.patch_mask(h, w, t)
+        tp = self._to_patches(t)
+        t1p = tp * m
+        return tp, m, t1p, self.attention_matrix(self._from_patches(t1p, c, h, w), cond)
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        check_image(x, self.channels, "ITrans input")
-        check_cond(cond, self.cond_channels, x, "ITrans")
-        _, c, h, w = x.shape
-        m = self.patch_mask(h, w, x)
-        xp = self._to_patches(x)
-        x1p = xp * m
-        wmat = self.attention_matrix(self._from_patches(x1p, c, h, w), cond)
+        xp, m, x1p, wmat = self._split(x, cond)
         yp = x1p + wmat @ (xp * (1 - m))
-        n_u = (1 - m).sum()
-        logdet = n_u * torch.linalg.slogdet(wmat).logabsdet
-        return self._from_patches(yp, c, h, w), logdet
+        logdet = (1 - m).sum() * torch.linalg.slogdet(wmat).logabsdet
+        return self._from_patches(yp, *x.shape[1:]), logdet
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
-        check_image(y, self.channels, "ITrans input")
-        check_cond(cond, self.cond_channels, y, "ITrans")
-        _, c, h, w = y.shape
-        m = self.patch_mask(h, w, y)
-        yp = self._to_patches(y)
-        x1p = yp * m
-        wmat = self.attention_matrix(self._from_patches(x1p, c, h, w), cond)
+        yp, m, x1p, wmat = self._split(y, cond)
         x2p = torch.linalg.solve(wmat, yp * (1 - m))
-        return self._from_patches(x1p + x2p, c, h, w)
+        return self._from_patches(x1p + x2p, *y.shape[1:])
