@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .backbones import FlowConfig, FlowModel
 from .base import NonFiniteError
-from .io import save_torch, write_json
+from .io import save_torch
 
 
 @dataclass

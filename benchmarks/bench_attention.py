@@ -136,7 +136,7 @@ def measure_timings(args: dict) -> list[dict]:
     raw = {v[0]: {k: [] for k in ("train_step_s", "log_prob_s", "sample_batch_s")} for v in VARIANTS}
     for kind, rounds in (("train_step_s", args["repeats"]), ("log_prob_s", args["repeats"]),
                          ("sample_batch_s", max(3, args["repeats"] // 2))):
-        for v, _, fns in built:  # warm-up
+        for _v, _, fns in built:  # warm-up
             for _ in range(args["warmup"] if kind == "train_step_s" else 1):
                 fns[kind]()
         for _ in range(rounds):

@@ -1,5 +1,4 @@
 """Priors (autoregressive structure) and parameter counts against the paper and the reference code."""
-import pytest
 import torch
 
 from attnflow_core import ARChannelPrior, build_model, paper_config
