@@ -32,6 +32,14 @@ BACKBONES = ("glow", "marflow")
 COUPLINGS = ("affine", "mixlogistic")
 
 
+def max_squeezes(height: int, width: int) -> int:
+    """How many 2×2 squeezes an image of ``height × width`` admits (28 × 28 → 2: 28 → 14 → 7)."""
+    n = 0
+    while height % 2 == 0 and width % 2 == 0:
+        height, width, n = height // 2, width // 2, n + 1
+    return n
+
+
 @dataclass
 class FlowConfig:
     """Plain configuration of a multi-scale flow (all fields are JSON-friendly)."""
@@ -90,16 +98,14 @@ class FlowConfig:
                 raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
         if self.blocks < 0 or not 0 <= self.dropout < 1:
             raise FlowError("config.blocks must be >= 0 and config.dropout in [0, 1)")
-        c, h, w = self.image_shape
-        trail = [h]
-        for _ in range(self.levels):
-            if h % 2 or w % 2:
-                raise FlowError(
-                    f"an image of {self.image_shape[1]}×{self.image_shape[2]} cannot be squeezed {self.levels} times "
-                    f"(heights {' → '.join(map(str, trail))} → odd); use fewer levels or pad the images "
-                    f"(e.g. MNIST to 32×32, the backbone's convention)")
-            h, w = h // 2, w // 2
-            trail.append(h)
+        _, h, w = self.image_shape
+        n = max_squeezes(h, w)
+        if self.levels > n:
+            trail = [h >> i for i in range(n + 1)]
+            raise FlowError(
+                f"an image of {h}×{w} cannot be squeezed {self.levels} times "
+                f"(heights {' → '.join(map(str, trail))} → odd); use fewer levels or pad the images "
+                f"(e.g. MNIST to 32×32, the backbone's convention)")
 
 
 class FlowStep(FlowSequence):

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import FlowError, FlowLayer, check_cond, check_image, sum_except_batch
+from .layers import ActNorm
 
 
 class ZeroConv2d(nn.Module):
@@ -34,28 +35,15 @@ class NormConv2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False)
         nn.init.normal_(self.conv.weight, std=0.05)
-        self.log_scale = nn.Parameter(torch.zeros(1, cout, 1, 1))
-        self.bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
-        self.register_buffer("initialized", torch.tensor(False))
-        self._init_cache = False
-
-    def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[override]
-        self._init_cache = False
-        super()._load_from_state_dict(*args, **kwargs)
+        self.norm = ActNorm(cout)  # only its data-dependent init and parameters are used
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.training and not self._init_cache:
-            self._init_cache = bool(self.initialized)
-            if not self._init_cache:
-                with torch.no_grad():
-                    h = self.conv(x)
-                    self.log_scale.copy_(-torch.log(h.std(dim=(0, 2, 3), keepdim=True, unbiased=False) + 1e-6))
-                    self.bias.copy_(-h.mean(dim=(0, 2, 3), keepdim=True) * torch.exp(self.log_scale))
-                    self.initialized.fill_(True)
-                    self._init_cache = True
+        if self.training and not self.norm.is_initialized():
+            with torch.no_grad():
+                self.norm.initialize(self.conv(x))
         # conv(x, w)·s + b == conv(x, w·s) + b: fold the affine into the conv (one op, not three)
-        w = self.conv.weight * torch.exp(self.log_scale).view(-1, 1, 1, 1)
-        return F.conv2d(x, w, self.bias.view(-1), padding=self.conv.padding)
+        w = self.conv.weight * torch.exp(self.norm.log_scale).view(-1, 1, 1, 1)
+        return F.conv2d(x, w, self.norm.bias.view(-1), padding=self.conv.padding)
 
 
 class AffineNet(nn.Module):

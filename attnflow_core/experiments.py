@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .backbones import FlowConfig
+from .backbones import FlowConfig, max_squeezes
 from .data import dataset_shape, load_dataset
 from .io import write_json, write_text
 from .report import save_sample_grid
@@ -117,10 +117,7 @@ def _cell_spec(profile: str, backbone: str, coupling: str, attention: str, L: in
     sl, sk, sc = s["scale"](L, K, C)
     conv = convention or s["convention"]
     shape = dataset_shape(s["dataset"], conv)
-    max_levels = 0
-    h, w = shape[1:]
-    while h % 2 == 0 and w % 2 == 0:
-        h, w, max_levels = h // 2, w // 2, max_levels + 1
+    max_levels = max_squeezes(*shape[1:])
     note = ""
     if sl > max_levels:  # e.g. 1×28×28 MNIST squeezes only twice (28 → 14 → 7)
         note = f"levels reduced from {sl} to {max_levels}: a {shape[1]}×{shape[2]} image squeezes only {max_levels} times"
@@ -201,7 +198,8 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     te = load_dataset(spec["dataset"], "test", root=data_root, convention=spec["convention"], limit=s["limit_test"])
     tcfg = TrainConfig(**spec["train"])
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
-    run_dir = results_dir(profile, results_root).parent.parent / "runs" / profile / f"{key}-{code_hash()}"
+    chash = code_hash()
+    run_dir = out.parent.parent / "runs" / profile / f"{key}-{chash}"
     if force and (run_dir / "checkpoint.pt").exists():
         (run_dir / "checkpoint.pt").unlink()
     result = train(spec["model"], tcfg, tr.images, run_dir, progress=progress)
@@ -209,6 +207,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     ev = evaluate_bpd(result.model, te.images)
     eval_s = time.perf_counter() - t0
     rec_err = reconstruction_error(result.model, te.images)
+    n_params = result.model.num_parameters()
     samples_rel = f"samples/{key}.png"
     save_sample_grid(result.model, out / samples_rel, temperatures, spec.get("label", key))
     record = {
@@ -216,10 +215,10 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         "dataset": spec["dataset"], "convention": spec["convention"], "image_shape": spec["model"]["image_shape"],
         "n_train": len(tr), "n_test": ev["n"], "steps": result.steps_done, "stopped_by": result.stopped_by,
         "test_bpd": ev["bpd"], "test_bpd_sem": ev["bpd_sem"], "final_train_bpd": result.history[-1]["train_bpd"]
-        if result.history else math.nan, "params": result.model.num_parameters(),
-        "params_M": result.model.num_parameters() / 1e6, "train_seconds": result.train_seconds,
+        if result.history else math.nan, "params": n_params, "params_M": n_params / 1e6,
+        "train_seconds": result.train_seconds,
         "eval_seconds": eval_s, "reconstruction_max_abs_err": rec_err, "hardware": hardware_label(result.device),
-        "torch": torch.__version__, "code_hash": code_hash(), "commit": git_commit(),
+        "torch": torch.__version__, "code_hash": chash, "commit": git_commit(),
         "history": result.history, "samples": samples_rel, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(out / "cells" / f"{key}.json", record)

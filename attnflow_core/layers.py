@@ -39,7 +39,7 @@ class ActNorm(FlowLayer):
         return self._init_cache
 
     @torch.no_grad()
-    def _initialize(self, x: Tensor) -> None:
+    def initialize(self, x: Tensor) -> None:
         mean = x.mean(dim=(0, 2, 3), keepdim=True)
         std = x.std(dim=(0, 2, 3), keepdim=True, unbiased=False)
         self.log_scale.copy_(-torch.log(std + self.eps))
@@ -50,7 +50,7 @@ class ActNorm(FlowLayer):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         check_image(x, self.channels, "ActNorm input")
         if self.training and not self.is_initialized():
-            self._initialize(x)
+            self.initialize(x)
         y = x * torch.exp(self.log_scale) + self.bias
         logdet = (x.shape[2] * x.shape[3]) * self.log_scale.sum()
         return y, logdet.expand(x.shape[0])

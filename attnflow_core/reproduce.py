@@ -143,10 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 return (f"{name} cell {i} ({spec['label']})", err)
 
             with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
-                for label, err in pool.map(run_one, jobs):
-                    if err:
-                        failures.append((label, err))
-            if any(f[0].startswith(f"{name} cell") for f in failures):
+                cell_failures = [(label, err) for label, err in pool.map(run_one, jobs) if err]
+            failures += cell_failures
+            if cell_failures:
                 log(f"  skipping the {name} summary: some of its cells failed")
                 failures.append((name, "not built: cell failures above"))
                 continue

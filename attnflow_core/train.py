@@ -12,9 +12,9 @@ import math
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -89,7 +89,8 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> Tensor:
     return perm[j * bs:(j + 1) * bs]
 
 
-def _lr_factor(step: int, warmup: int) -> float:
+def warmup_factor(step: int, warmup: int) -> float:
+    """Linear learning-rate warm-up over ``warmup`` optimiser steps (steps, not samples)."""
     return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
 
 
@@ -102,7 +103,6 @@ class TrainResult:
     resumed_from: int
     stopped_by: str  # "steps" or "time_budget"
     device: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def train(model_config: FlowConfig | dict, train_config: TrainConfig, images: Tensor,
@@ -168,7 +168,7 @@ def train(model_config: FlowConfig | dict, train_config: TrainConfig, images: Te
             torch.manual_seed(_step_seed(train_config.seed, step))
             x = images[batch_indices(n, train_config.batch_size, step, train_config.seed)].to(device)
             for g in opt.param_groups:
-                g["lr"] = train_config.lr * _lr_factor(step, train_config.warmup_steps)
+                g["lr"] = train_config.lr * warmup_factor(step, train_config.warmup_steps)
             loss = model.bits_per_dim(x).mean()
             loss_value = float(loss.detach())  # the one host sync per step, shared by guard and bar
             if not math.isfinite(loss_value):

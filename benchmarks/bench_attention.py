@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from attnflow_core import FlowModel, paper_config  # noqa: E402
 from attnflow_core.data import load_dataset  # noqa: E402
 from attnflow_core.io import save_figure, write_text  # noqa: E402
-from attnflow_core.train import git_commit, hardware_label, pick_device  # noqa: E402
+from attnflow_core.train import git_commit, hardware_label, pick_device, warmup_factor  # noqa: E402
 
 PAPER_TRAIN = {"backbone": 2.5, "imap": 3.0, "itrans": 5.0}  # GPU-days, supp. Table 1 (CIFAR)
 PAPER_TEST = {"backbone": 0.48, "imap": 0.50, "itrans": 0.61}  # s per image
@@ -236,7 +236,7 @@ def train_glow_pair(args: dict) -> list[dict]:
             model, log_prob = impls[k]
             opt = opts[k]
             for group in opt.param_groups:
-                group["lr"] = 1e-3 * min(1.0, (step + 1) / 50)
+                group["lr"] = 1e-3 * warmup_factor(step, 50)
             _sync(device)
             t0 = time.perf_counter()
             loss = bpd(log_prob(xb)).mean()
