@@ -1,17 +1,50 @@
-"""attnflow_core: exact invertible flows with iMap/iTrans attention (AttnFlow, CVPR 2022)."""
-from .attention import IMap, ITrans
-from .backbones import FlowConfig, FlowModel, FlowStep, build_model, paper_config
-from .base import FlowError, FlowLayer, FlowSequence, NonFiniteError, count_parameters
-from .coupling import AffineCoupling, MixLogisticCoupling
-from .layers import ActNorm, InvConv1x1, Squeeze
-from .masks import MASK_KINDS, make_mask
-from .priors import ARChannelPrior, LearnedGaussianPrior, SplitGaussianPrior
+"""attnflow_core: exact invertible flows with iMap/iTrans attention (AttnFlow, CVPR 2022) and the
+code that reproduces the paper's tables.
 
-__version__ = "0.1.0"
+Subpackages by role (each ``__init__`` says what belongs there); imports go one way::
+
+    core -> nn, data -> flows, attention, priors -> models -> metrics, training, diagnostics -> repro
+
+The names below are the stable public API.
+"""
+from .attention import ATTENTIONS, IMap, ITrans
+from .attention.masks import MASK_KINDS, make_mask
+from .core import (
+                   AttnflowError,
+                   CheckpointError,
+                   DataError,
+                   DataNotFoundError,
+                   FlowError,
+                   FlowLayer,
+                   FlowSequence,
+                   NonFiniteError,
+                   TrainingError,
+                   count_parameters,
+)
+from .flows import ActNorm, AffineCoupling, InvConv1x1, MixLogisticCoupling, Squeeze
+from .models import (
+                   MODELS,
+                   Conditioner,
+                   DensityFlow,
+                   EncoderConditioner,
+                   FlowConfig,
+                   FlowModel,
+                   FlowStep,
+                   MultiScaleFlow,
+                   PooledConditioner,
+                   build_model,
+                   paper_config,
+)
+from .priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior, StandardNormal
+
+__version__ = "0.2.0"
 
 __all__ = [
-    "IMap", "ITrans", "FlowConfig", "FlowModel", "FlowStep", "build_model", "paper_config",
-    "FlowError", "FlowLayer", "FlowSequence", "NonFiniteError", "count_parameters",
-    "AffineCoupling", "MixLogisticCoupling", "ActNorm", "InvConv1x1", "Squeeze",
-    "MASK_KINDS", "make_mask", "ARChannelPrior", "LearnedGaussianPrior", "SplitGaussianPrior",
+    "ATTENTIONS", "IMap", "ITrans", "MASK_KINDS", "make_mask",
+    "AttnflowError", "CheckpointError", "DataError", "DataNotFoundError", "FlowError", "FlowLayer", "FlowSequence",
+    "NonFiniteError", "TrainingError", "count_parameters",
+    "ActNorm", "AffineCoupling", "InvConv1x1", "MixLogisticCoupling", "Squeeze",
+    "MODELS", "Conditioner", "DensityFlow", "EncoderConditioner", "FlowConfig", "FlowModel", "FlowStep",
+    "MultiScaleFlow", "PooledConditioner", "build_model", "paper_config",
+    "ARChannelPrior", "LearnedGaussianPrior", "Prior", "SplitGaussianPrior", "StandardNormal",
 ]

@@ -33,9 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from attnflow_core import FlowModel, paper_config  # noqa: E402
+from attnflow_core.core.io import save_figure, write_text  # noqa: E402
 from attnflow_core.data import load_dataset  # noqa: E402
-from attnflow_core.io import save_figure, write_text  # noqa: E402
-from attnflow_core.train import git_commit, hardware_label, pick_device, warmup_factor  # noqa: E402
+from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
+from attnflow_core.training import pick_device, warmup_factor  # noqa: E402
 
 PAPER_TRAIN = {"backbone": 2.5, "imap": 3.0, "itrans": 5.0}  # GPU-days, supp. Table 1 (CIFAR)
 PAPER_TEST = {"backbone": 0.48, "imap": 0.50, "itrans": 0.61}  # s per image

@@ -21,8 +21,8 @@ results_root = None
 data_root = None
 
 # %%
-from attnflow_core.experiments import collect, results_dir, write_table
-from attnflow_core.report import plot_ablation
+from attnflow_core.repro import collect, results_dir, write_table
+from attnflow_core.repro.plots import plot_ablation
 
 df = collect("ablation_masks", profile, results_root=results_root, data_root=data_root)
 cols = ["mask", "bpd", "bpd_sem", "paper_bpd", "params_M", "levels", "steps", "hidden", "dataset", "train_steps",

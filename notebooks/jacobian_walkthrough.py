@@ -28,9 +28,9 @@ results_root = None
 # %%
 import torch
 from attnflow_core import IMap, ITrans
-from attnflow_core.experiments import results_dir
-from attnflow_core.jacobian import imap_closed_form, itrans_closed_form, jacobian, mask_order
-from attnflow_core.report import plot_jacobian, plot_masks
+from attnflow_core.diagnostics import imap_closed_form, itrans_closed_form, jacobian, mask_order
+from attnflow_core.repro import results_dir
+from attnflow_core.repro.plots import plot_jacobian, plot_masks
 
 torch.manual_seed(seed)
 out = results_dir(profile, results_root)
@@ -41,7 +41,7 @@ x = torch.randn(1, channels, size, size, dtype=torch.float64)
 # A 1 (dark) marks the masked half `x1`, from which the attention weights are computed.
 
 # %%
-plot_masks(channels, size, seed, path=out / "fig2_masks.png");
+plot_masks(channels, size, seed, path=out / "fig2_masks.png")
 
 # %% [markdown]
 # ## iMap (Eq. 6–7)
@@ -56,7 +56,7 @@ with torch.no_grad():
 J = jacobian(imap, x)
 cf = imap_closed_form(imap, x)
 order, n1 = mask_order(cf["mask"].flatten())
-plot_jacobian(J, order, n1, "iMap Jacobian, [x1 | x2] order", path=out / "jacobian_imap.png");
+plot_jacobian(J, order, n1, "iMap Jacobian, [x1 | x2] order", path=out / "jacobian_imap.png")
 
 # %%
 upper_right = J[order][:, order][:n1, n1:]
@@ -80,7 +80,7 @@ J = jacobian(itrans, x)
 cf = itrans_closed_form(itrans, x)
 full_mask = itrans._from_patches(cf["patch_mask"].view(1, 1, -1).expand(1, 4, -1), channels, size, size)
 order, n1 = mask_order(full_mask.flatten())
-plot_jacobian(J, order, n1, "iTrans Jacobian, [x1 | x2] order", path=out / "jacobian_itrans.png");
+plot_jacobian(J, order, n1, "iTrans Jacobian, [x1 | x2] order", path=out / "jacobian_itrans.png")
 
 # %%
 W = cf["W"][0]

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # One cell of a grid: train and evaluate one configuration
 #
-# The driver (`python -m attnflow_core.reproduce`) runs this notebook once per cell of every
+# The driver (`python -m attnflow_core.repro`) runs this notebook once per cell of every
 # table and ablation grid (a papermill parameter sweep). Run it alone to (re)compute one cell:
 #
 # `papermill notebooks/run_cell.ipynb out.ipynb -p table ablation_heads -p cell 2`
@@ -31,19 +31,19 @@ threads = 0
 # %%
 import json
 import torch
-from attnflow_core.experiments import find_cell, run_cell, results_dir
+from attnflow_core.repro import get_table, results_dir, run_cell
 
 if threads:
     torch.set_num_threads(int(threads))
-spec = find_cell(table, profile, cell)
+spec = get_table(table).find_cell(profile, cell)
 print(spec["label"])
 print(json.dumps(spec["model"], indent=1))
 
 # %%
 record = run_cell(spec, profile, results_root=results_root, data_root=data_root, force=force)
-{k: record[k] for k in ("label", "test_bpd", "params_M", "steps", "train_seconds", "hardware",
-                        "reconstruction_max_abs_err")}
+{k: v for k, v in record.items() if k not in ("spec", "history")}
 
 # %%
-from IPython.display import Image
-Image(filename=str(results_dir(profile, results_root) / record["samples"]))
+from IPython.display import Image, display
+if "samples" in record:
+    display(Image(filename=str(results_dir(profile, results_root) / record["samples"])))

@@ -24,7 +24,7 @@ results_root = None
 data_root = None
 
 # %%
-from attnflow_core.experiments import collect, results_dir, write_table
+from attnflow_core.repro import collect, results_dir, write_table
 
 df = collect("table2_mnist", profile, results_root=results_root, data_root=data_root)
 cols = ["label", "paper_setting", "levels", "steps", "hidden", "params_M", "paper_params_M", "bpd", "bpd_sem",
@@ -38,7 +38,7 @@ df[cols]
 # %%
 import seaborn as sns
 import matplotlib.pyplot as plt
-from attnflow_core.io import save_figure
+from attnflow_core.core.io import save_figure
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 sns.barplot(data=df, x="method", y="bpd", hue="convention", ax=ax, palette="crest", errorbar=None)

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # One entry point that does its own set-up on a fresh machine.
-#   bash scripts/run.sh smoke   # the main job: smoke reproduction of Table 2 + ablations (CPU, no download)
-#   bash scripts/run.sh test    # unit tests + notebooks under nbval
+#   bash scripts/run.sh smoke   # the main job: smoke reproduction of every table (CPU)
+#   bash scripts/run.sh test    # lint + unit tests + notebooks under nbval
 #   bash scripts/run.sh bench   # benchmarks (installs normflows, a benchmark-only dependency)
 #   bash scripts/run.sh setup   # only create .venv and install
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${ATTNFLOW_VENV:-.venv}"
 PY="$VENV/bin/python"
+# data root: $ATTNFLOW_DATA if set, else ../shared/data where the CI and developers keep MNIST / CIFAR-10
+if [ -z "${ATTNFLOW_DATA:-}" ] && [ -d ../shared/data ]; then
+  ATTNFLOW_DATA="$(cd ../shared/data && pwd)"
+  export ATTNFLOW_DATA
+fi
 
 setup() {
   if [ ! -x "$PY" ]; then
     python3 -m venv "$VENV"
   fi
   "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[notebooks,test]"
+  "$PY" -m pip install -q --disable-pip-version-check -e ".[notebooks,metrics,test]"
 }
 
 cmd="${1:-smoke}"
@@ -23,10 +28,12 @@ case "$cmd" in
   setup) setup ;;
   smoke)
     setup
-    "$PY" -m attnflow_core.reproduce --profile smoke --force "$@" ;;
+    "$PY" -m attnflow_core.repro --profile smoke --force "$@" ;;
   test)
     setup
-    "$PY" -m pytest -q -p no:cacheprovider --nbval-lax tests notebooks/*.ipynb "$@" ;;
+    "$PY" -m ruff check attnflow_core tests benchmarks notebooks
+    "$PY" -m pytest -q -p no:cacheprovider tests "$@"
+    "$PY" -m pytest -q -p no:cacheprovider --nbval-lax notebooks/*.ipynb ;;
   bench)
     setup
     "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"

@@ -1,28 +1,29 @@
-import torch
+"""Options shared by the whole suite: ``--device cuda`` and ``--dtype float32`` run the same tests on
+another device / precision (float64 Jacobian checks always run in float64)."""
 import pytest
+import torch
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="torch device for the tests (cpu, cuda, cuda:1, ...)")
+    parser.addoption("--dtype", default="float32", choices=["float32", "float64"],
+                     help="floating dtype of the round-trip tests")
+
+
+@pytest.fixture(scope="session")
+def device(request) -> torch.device:
+    d = torch.device(request.config.getoption("--device"))
+    if d.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("--device cuda asked for but no GPU is available")
+    return d
+
+
+@pytest.fixture(scope="session")
+def dtype(request) -> torch.dtype:
+    return getattr(torch, request.config.getoption("--dtype"))
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
     yield
-
-
-def perturb_(module: torch.nn.Module, scale: float = 0.1, seed: int = 0) -> None:
-    """Add noise to every parameter, so zero-initialised layers are not at their trivial identity."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64).to(p))
-
-
-def jacobian_logdets(fn, x: torch.Tensor) -> torch.Tensor:
-    """log|det J| per sample of ``fn`` (which maps (1, ...) -> flat (1, D)), via autograd."""
-    out = []
-    for i in range(x.shape[0]):
-        xi = x[i : i + 1]
-        jac = torch.autograd.functional.jacobian(lambda t: fn(t).reshape(-1), xi, vectorize=True)
-        jac = jac.reshape(jac.shape[0], -1)
-        assert jac.shape[0] == jac.shape[1], "the map must be square"
-        out.append(torch.linalg.slogdet(jac).logabsdet)
-    return torch.stack(out)

@@ -1,0 +1,40 @@
+"""Attention layers that are flows (AttnFlow's iMap and iTrans) and their masks; later the Lipschitz
+attentions of contractive flows (ACF, Zha's iDP/iCon), which live inside residual branches.
+
+``IMap(channels, mask=...)`` and ``ITrans(channels, heads=..., patches=..., mask=...)``; mask names:
+``"checkerboard"`` (spatial-channel, the paper's), ``"spatial"``, ``"channel"``, ``"random"``.
+``ATTENTIONS[name](channels, cond_channels=..., **options)`` builds one by name (models use it instead
+of if/else chains); ``"none"`` is not registered: it means no attention layer.
+
+Belongs here: attention mechanisms and masks. Not here: the steps/models that place them (``models``).
+Imports ``core`` and ``nn`` only.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.registry import Registry
+from .imap import IMap
+from .itrans import ITrans
+from .masks import MASK_KINDS, make_mask
+
+ATTENTIONS: Registry = Registry("attention")
+
+
+@ATTENTIONS.register("imap")
+def _build_imap(channels: int, cond_channels: int = 0, mask: str = "checkerboard", mask_seed: int = 0,
+                **_: Any) -> IMap:
+    return IMap(channels, mask=mask, cond_channels=cond_channels, mask_seed=mask_seed)
+
+
+@ATTENTIONS.register("itrans")
+def _build_itrans(channels: int, cond_channels: int = 0, mask: str = "checkerboard", mask_seed: int = 0,
+                  heads: int = 5, patches: int = 4, qk_channels: int | None = None, **_: Any) -> ITrans:
+    return ITrans(channels, heads=heads, patches=patches, mask=mask, qk_channels=qk_channels,
+                  cond_channels=cond_channels, mask_seed=mask_seed)
+
+
+ATTENTION_KINDS = ("none",) + ATTENTIONS.names()
+POSITIONS = (1, 2, 3, 4)
+
+__all__ = ["IMap", "ITrans", "MASK_KINDS", "make_mask", "ATTENTIONS", "ATTENTION_KINDS", "POSITIONS"]

@@ -1,0 +1,11 @@
+"""Invertible layers by kind (every one a :class:`~attnflow_core.core.FlowLayer`).
+
+Belongs here: Glow's layers (ActNorm, LU 1×1 conv, squeeze), couplings (taking a network factory);
+later conditional layers (SRFlow's affine injector, Full-Glow's conditional ActNorm / 1×1 conv),
+residual blocks ``x + g(x)`` with fixed-point inverses, and log-det estimators.
+Not here: attention layers (``attention``), priors, whole models. Imports ``core`` and ``nn`` only.
+"""
+from .coupling import AffineCoupling, MixLogisticCoupling, mixture_log_cdf_terms
+from .glow import ActNorm, InvConv1x1, Squeeze
+
+__all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze"]

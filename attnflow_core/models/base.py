@@ -1,0 +1,212 @@
+r"""What every density model of the package shares, and the multi-scale engine of Glow-like flows.
+
+:class:`DensityFlow` -- the model API the notebooks and the trainer drive:
+``log_prob(x, cond=None)`` (continuous ``x`` in model space), ``bits_per_dim(x_uint8, cond=None)``,
+``sample(n, temperature, cond=None)``, ``to_uint8``, ``num_parameters``.
+
+:class:`MultiScaleFlow` -- ``L`` levels, each a :class:`~attnflow_core.core.FlowSequence`; after level
+``l`` the first ``keep[l]`` channels continue (the *context* of that level's prior) and the rest are
+factored out as the latent ``z_l`` with density ``priors[l](z_l | context, cond)``. ``keep[l] = 0``
+marks the top level (all of its output is the latent). The external ``cond`` reaches each layer through
+the model's :class:`~attnflow_core.models.conditioning.Conditioner`.
+
+Data conventions: model space is ``[-0.5, 0.5]``; ``bits_per_dim`` takes 8-bit images (uint8, or
+integer-valued floats in 0..255) and dequantises them with uniform noise:
+:math:`\tilde x = (x + u)/256 - 1/2`, :math:`u \sim U(0,1)^D`, and
+:math:`\mathrm{bpd} = -(\log p(\tilde x) - D \log 256) / (D \ln 2)`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.checks import check_finite, check_image
+from ..core.errors import FlowError
+from ..core.ops import count_parameters
+from .conditioning import Conditioner, PooledConditioner
+
+
+class DensityFlow(nn.Module):
+    """Base of whole models: subclasses set ``image_shape`` and implement ``log_prob`` and ``sample``."""
+
+    image_shape: tuple[int, int, int]
+    cond_channels: int = 0
+
+    @property
+    def dims(self) -> int:
+        return int(math.prod(self.image_shape))
+
+    def _check_input(self, x: Tensor, cond: Any) -> None:
+        check_image(x, self.image_shape[0], "model input")
+        if tuple(x.shape[1:]) != tuple(self.image_shape):
+            raise FlowError(f"model input has shape {tuple(x.shape[1:])} per sample, "
+                            f"the model was built for {tuple(self.image_shape)}")
+        if self.cond_channels and cond is None:
+            raise FlowError(f"this model is conditional (cond_channels={self.cond_channels}); pass cond")
+        if isinstance(cond, Tensor) and cond.shape[0] != x.shape[0]:
+            raise FlowError(f"cond has batch size {cond.shape[0]} but the input has {x.shape[0]}")
+        check_finite(x, "model input")
+        if isinstance(cond, Tensor):
+            check_finite(cond, "cond")
+
+    def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def dequantize(self, x: Tensor, noise: bool = True) -> Tensor:
+        """8-bit images → model space: ``(x + u) / 256 − 0.5`` with ``u ~ U(0, 1)`` (or ``u = 1/2``)."""
+        if x.dtype == torch.uint8:
+            x = x.float()
+        elif not torch.is_floating_point(x):
+            x = x.to(torch.get_default_dtype())
+        else:
+            check_finite(x, "8-bit image batch")
+            if bool((x < 0).any() or (x > 255).any()):
+                raise FlowError(f"bits_per_dim expects 8-bit images with values in 0..255, got range "
+                                f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 data, not model-space data")
+        u = torch.rand_like(x) if noise else torch.full_like(x, 0.5)
+        return (x + u) / 256.0 - 0.5
+
+    def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True) -> Tensor:
+        """Per-sample bits/dim of 8-bit images: ``−(log p(x̃) − D log 256) / (D ln 2)``."""
+        xm = self.dequantize(x, noise)
+        lp = self.log_prob(xm, cond) - self.dims * math.log(256.0)
+        return -lp / (self.dims * math.log(2.0))
+
+    @staticmethod
+    def to_uint8(x: Tensor) -> Tensor:
+        """Model space → 8-bit images (clamped)."""
+        return torch.clamp(torch.floor((x + 0.5) * 256.0), 0, 255).to(torch.uint8)
+
+    def num_parameters(self) -> int:
+        return count_parameters(self)
+
+    def forward(self, x: Tensor, cond: Any = None) -> Tensor:
+        return self.log_prob(x, cond)
+
+
+class MultiScaleFlow(DensityFlow):
+    """The multi-scale engine (see the module docstring). Subclasses fill, in ``__init__``:
+    ``levels`` (ModuleList of FlowSequence), ``priors`` (ModuleList, ``None`` entries allowed where a
+    level factors nothing out), ``level_shapes`` (shape after each level's squeeze), ``latent_shapes``,
+    ``keep`` (channels that continue after each level; 0 = top), ``image_shape`` and ``conditioner``."""
+
+    levels: nn.ModuleList
+    priors: nn.ModuleList
+    level_shapes: list[tuple[int, int, int]]
+    latent_shapes: list[tuple[int, int, int] | None]
+    keep: list[int]
+    _priors_use_cond = False  # set True in a subclass whose priors read the routed condition
+
+    def _init_conditioning(self, cond_channels: int, conditioner: Conditioner | None) -> None:
+        self.cond_channels = cond_channels
+        self.conditioner = conditioner if conditioner is not None else PooledConditioner()
+
+    # -- routing the condition -----------------------------------------------------------------
+    def _encode_cond(self, cond: Any) -> Any:
+        return None if cond is None or not self.cond_channels else self.conditioner.encode(cond)
+
+    def _route(self, enc: Any, lvl: int, step: int | None) -> Tensor | None:
+        return None if enc is None else self.conditioner.route(enc, lvl, step, self.level_shapes[lvl])
+
+    def _level_forward(self, lvl: int, h: Tensor, enc: Any) -> tuple[Tensor, Tensor]:
+        logdet = h.new_zeros(h.shape[0])
+        for j, layer in enumerate(self.levels[lvl].layers):
+            h, ld = layer(h, self._route(enc, lvl, j))
+            logdet = logdet + ld
+        return h, logdet
+
+    def _level_inverse(self, lvl: int, h: Tensor, enc: Any) -> Tensor:
+        layers = self.levels[lvl].layers
+        for j in reversed(range(len(layers))):
+            h = layers[j].inverse(h, self._route(enc, lvl, j))
+        return h
+
+    # -- the bijection --------------------------------------------------------------------------
+    def encode(self, x: Tensor, cond: Any = None) -> tuple[list[Tensor | None], list[Tensor | None], Tensor]:
+        """x → latents (one per level, finest first; ``None`` where a level factors nothing out),
+        their prior contexts, and log|det ∂z/∂x| per sample."""
+        self._check_input(x, cond)
+        return self._encode(x, self._encode_cond(cond))
+
+    def _encode(self, x: Tensor, enc: Any) -> tuple[list[Tensor | None], list[Tensor | None], Tensor]:
+        logdet = x.new_zeros(x.shape[0])
+        zs: list[Tensor | None] = []
+        contexts: list[Tensor | None] = []
+        h = x
+        for lvl in range(len(self.levels)):
+            h, ld = self._level_forward(lvl, h, enc)
+            logdet = logdet + ld
+            keep = self.keep[lvl]
+            if keep == 0:  # top level: everything is latent
+                zs.append(h)
+                contexts.append(None)
+            elif keep >= h.shape[1]:  # no split at this level
+                zs.append(None)
+                contexts.append(None)
+            else:
+                h, z = h[:, :keep], h[:, keep:]
+                zs.append(z)
+                contexts.append(h)
+        return zs, contexts, logdet
+
+    def decode(self, zs: list[Tensor | None], cond: Any = None) -> Tensor:
+        """Exact inverse of :meth:`encode`."""
+        if len(zs) != len(self.levels):
+            raise FlowError(f"decode needs {len(self.levels)} latents, got {len(zs)}")
+        enc = self._encode_cond(cond)
+        h = zs[-1]
+        for lvl in reversed(range(len(self.levels))):
+            if self.keep[lvl] and zs[lvl] is not None:
+                h = torch.cat([h, zs[lvl]], dim=1)
+            h = self._level_inverse(lvl, h, enc)
+        return h
+
+    # -- densities -------------------------------------------------------------------------------
+    def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:
+        """log p(x | cond) per sample, for continuous ``x`` in model space."""
+        self._check_input(x, cond)
+        enc = self._encode_cond(cond)
+        zs, contexts, logdet = self._encode(x, enc)
+        lp = logdet
+        for lvl, (prior, z, ctx) in enumerate(zip(self.priors, zs, contexts)):
+            if z is not None:
+                lp = lp + prior.log_prob(z, ctx, self._route(enc, lvl, None) if self._priors_use_cond else None)
+        return lp
+
+    # -- sampling ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_latents(self, n: int, temperature: float = 1.0, cond: Any = None) -> list[Tensor | None]:
+        """Draw latents coarse to fine (each split prior needs the decoded kept half)."""
+        enc = self._encode_cond(cond)
+        p = next(self.parameters())
+        zs: list[Tensor | None] = [p.new_empty(0)] * len(self.levels)
+        top = len(self.levels) - 1
+        pc = (lambda lvl: self._route(enc, lvl, None)) if self._priors_use_cond else (lambda lvl: None)
+        zs[top] = self.priors[top].sample((n, *self.latent_shapes[top]), None, pc(top), temperature)
+        h = zs[top]
+        for lvl in reversed(range(len(self.levels))):
+            if lvl < top:
+                if self.latent_shapes[lvl] is None:
+                    zs[lvl] = None
+                else:
+                    zs[lvl] = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, pc(lvl), temperature)
+                    h = torch.cat([h, zs[lvl]], dim=1)
+            h = self._level_inverse(lvl, h, enc)
+        return zs
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:
+        """``n`` samples in model space, drawn with latents scaled by ``temperature``."""
+        if n < 1:
+            raise FlowError(f"sample needs n >= 1, got {n}")
+        if not temperature >= 0:
+            raise FlowError(f"temperature must be >= 0, got {temperature}")
+        if isinstance(cond, Tensor) and cond.shape[0] != n:
+            raise FlowError(f"sample: cond has batch size {cond.shape[0]} but n={n} samples were asked for")
+        return self.decode(self.sample_latents(n, temperature, cond), cond)

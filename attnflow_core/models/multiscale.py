@@ -1,0 +1,202 @@
+"""Multi-scale backbones (Glow, mARFlow) with optional iMap/iTrans attention: the stage-1 model family.
+
+Architecture (both backbones): ``L`` levels of squeeze → ``K`` steps → split (no split after
+the last level). A step is ActNorm → invertible 1×1 conv → coupling, with the attention layer
+inserted at one of four positions (paper §5):
+
+* pos-1: before ActNorm;  pos-2: after ActNorm;  pos-3: after the 1×1 conv;  pos-4: after the coupling.
+
+Glow models each split-off half with a learned Gaussian conditioned on the kept half and the
+top latent with a learned Gaussian; mARFlow replaces both with autoregressive ConvLSTM
+priors over channels (:class:`~attnflow_core.priors.ARChannelPrior`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..attention import ATTENTION_KINDS, ATTENTIONS, POSITIONS, ITrans
+from ..attention.masks import MASK_KINDS
+from ..core.errors import FlowError
+from ..core.layer import FlowLayer, FlowSequence, LayerExample
+from ..flows.coupling import AffineCoupling, MixLogisticCoupling
+from ..flows.glow import ActNorm, InvConv1x1, Squeeze
+from ..priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior
+from .base import MultiScaleFlow
+from .conditioning import Conditioner
+from .registry import register_family
+
+BACKBONES = ("glow", "marflow")
+COUPLINGS = ("affine", "mixlogistic")
+
+
+def max_squeezes(height: int, width: int) -> int:
+    """How many 2×2 squeezes an image of ``height × width`` admits (28 × 28 → 2: 28 → 14 → 7)."""
+    n = 0
+    while height % 2 == 0 and width % 2 == 0:
+        height, width, n = height // 2, width // 2, n + 1
+    return n
+
+
+@dataclass
+class FlowConfig:
+    """Plain configuration of a multi-scale flow (all fields are JSON-friendly)."""
+
+    family: ClassVar[str] = "multiscale"  # the model registry's key (not a field: keeps stage-1 configs)
+
+    backbone: str = "glow"
+    image_shape: tuple[int, int, int] = (3, 32, 32)
+    levels: int = 3
+    steps: int = 4
+    hidden: int = 96
+    coupling: str = "affine"
+    attention: str = "none"
+    position: int = 4
+    heads: int = 5
+    patches: int = 4
+    mask: str = "checkerboard"
+    mask_seed: int = 0
+    qk_channels: int | None = None
+    components: int = 32
+    blocks: int = 10
+    dropout: float = 0.2
+    coupling_attention: bool = True
+    prior_hidden: int = 32
+    prior_layers: int = 3
+    cond_channels: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FlowConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise FlowError(f"unknown model config key(s) {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        if "image_shape" in d:
+            d["image_shape"] = tuple(int(v) for v in d["image_shape"])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        return d
+
+    def validate(self) -> None:
+        def one_of(name: str, value: Any, options: tuple) -> None:
+            if value not in options:
+                raise FlowError(f"config.{name}={value!r} is not one of {options}")
+
+        one_of("backbone", self.backbone, BACKBONES)
+        one_of("coupling", self.coupling, COUPLINGS)
+        one_of("attention", self.attention, ATTENTION_KINDS)
+        one_of("position", self.position, POSITIONS)
+        one_of("mask", self.mask, MASK_KINDS)
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise FlowError(f"config.image_shape must be (C, H, W), got {self.image_shape}")
+        for name in ("levels", "steps", "hidden", "heads", "patches", "components", "prior_hidden", "prior_layers"):
+            if int(getattr(self, name)) < 1:
+                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+        if self.blocks < 0 or not 0 <= self.dropout < 1:
+            raise FlowError("config.blocks must be >= 0 and config.dropout in [0, 1)")
+        _, h, w = self.image_shape
+        n = max_squeezes(h, w)
+        if self.levels > n:
+            trail = [h >> i for i in range(n + 1)]
+            raise FlowError(
+                f"an image of {h}×{w} cannot be squeezed {self.levels} times "
+                f"(heights {' → '.join(map(str, trail))} → odd); use fewer levels or pad the images "
+                f"(e.g. MNIST to 32×32, the backbone's convention)")
+
+
+class FlowStep(FlowSequence):
+    """ActNorm → InvConv1x1 → coupling, with an optional attention layer at ``position``.
+
+    References: Kingma & Dhariwal, "Glow", NeurIPS 2018 (the step); Sukthanker et al., "Generative Flows
+    with Invertible Attentions", CVPR 2022 (§5: attention positions pos-1 … pos-4).
+    """
+
+    contract_exempt = ""  # a concrete step: it carries its own examples
+
+    def __init__(self, channels: int, cfg: FlowConfig) -> None:
+        cc = cfg.cond_channels
+        if cfg.coupling == "affine":
+            coupling: FlowLayer = AffineCoupling(channels, cfg.hidden, cond_channels=cc)
+        else:
+            coupling = MixLogisticCoupling(channels, cfg.hidden, cfg.components, cfg.blocks, cfg.dropout,
+                                           cond_channels=cc, attention=cfg.coupling_attention)
+        layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1(channels), coupling]
+        if cfg.attention != "none":
+            attn = ATTENTIONS[cfg.attention](channels, cond_channels=cc, mask=cfg.mask, mask_seed=cfg.mask_seed,
+                                             heads=cfg.heads, patches=cfg.patches, qk_channels=cfg.qk_channels)
+            layers.insert(cfg.position - 1, attn)
+        super().__init__(layers)
+
+    @classmethod
+    def examples(cls) -> dict[str, LayerExample]:
+        def step(**kw: Any) -> "FlowStep":
+            return cls(4, FlowConfig(image_shape=(4, 8, 8), hidden=8, heads=2, **kw))
+
+        return {"step_affine": LayerExample(step, (2, 4, 4, 4)),
+                "step_itrans_pos2": LayerExample(lambda: step(attention="itrans", position=2), (2, 4, 4, 4)),
+                "step_imap_cond": LayerExample(lambda: step(attention="imap", cond_channels=2), (2, 4, 4, 4),
+                                               (2, 2, 4, 4))}
+
+
+class FlowModel(MultiScaleFlow):
+    """Glow / mARFlow / AttnFlow: ``L`` levels of squeeze → ``K`` steps → split, with Glow's learned
+    priors or mARFlow's autoregressive ones (the module docstring has the layout).
+
+    ``conditioner`` decides what each level/step sees of ``cond`` (default: ``cond`` average-pooled to
+    each level, see :mod:`attnflow_core.models.conditioning`).
+
+    References: Kingma & Dhariwal, "Glow", NeurIPS 2018; Mahajan et al., "Normalizing flows with multiscale
+    autoregressive priors", CVPR 2020; Sukthanker et al., "Generative Flows with Invertible Attentions",
+    CVPR 2022.
+    """
+
+    def __init__(self, config: FlowConfig | Mapping[str, Any], conditioner: Conditioner | None = None) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, FlowConfig) else FlowConfig.from_dict(config)
+        cfg.validate()
+        self.config = cfg
+        self.image_shape = tuple(cfg.image_shape)
+        c, h, w = cfg.image_shape
+        self.levels = nn.ModuleList()
+        self.priors = nn.ModuleList()
+        self.latent_shapes: list[tuple[int, int, int] | None] = []
+        self.level_shapes: list[tuple[int, int, int]] = []
+        self.keep: list[int] = []
+        kernels, dilations = [5, 5] + [3] * 16, [2] + [1] * 17  # mARFlow's prior, by level
+        for lvl in range(cfg.levels):
+            c, h, w = 4 * c, h // 2, w // 2
+            self.level_shapes.append((c, h, w))
+            if cfg.attention == "itrans":
+                ITrans(c, patches=cfg.patches)._patch_shape(h, w)  # fail at build time, clearly
+            self.levels.append(FlowSequence([Squeeze()] + [FlowStep(c, cfg) for _ in range(cfg.steps)]))
+            last = lvl == cfg.levels - 1
+            keep = c if last else c // 2
+            out = c - keep if not last else c
+            if cfg.backbone == "glow":
+                prior: Prior = LearnedGaussianPrior(c) if last else SplitGaussianPrior(keep, out)
+            else:
+                prior = ARChannelPrior(out, 0 if last else keep, cfg.prior_hidden, cfg.prior_layers,
+                                       kernels[lvl], dilations[lvl])
+            self.priors.append(prior)
+            self.latent_shapes.append((out, h, w))
+            self.keep.append(0 if last else keep)
+            c = keep
+        self._init_conditioning(cfg.cond_channels, conditioner)
+
+
+def paper_config(backbone: str = "marflow", attention: str = "none", levels: int = 3, steps: int = 4,
+                 hidden: int = 96, image_shape: tuple[int, int, int] = (3, 32, 32), **kw: Any) -> FlowConfig:
+    """The paper's unconditional setting: mARFlow with mixture-logistic couplings (Tables 2–3)."""
+    return FlowConfig(backbone=backbone, attention=attention, levels=levels, steps=steps, hidden=hidden,
+                      image_shape=image_shape, coupling=kw.pop("coupling", "mixlogistic"), **kw)
+
+
+register_family("multiscale", FlowConfig, FlowModel)

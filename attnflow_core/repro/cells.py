@@ -1,0 +1,124 @@
+"""The cell runner: train one cell (resuming its checkpoint), run its table's evaluators, write its record.
+
+A cell's result is ``results/<profile>/cells/<key>.json``, keyed by the cell's identity
+(:func:`~attnflow_core.repro.spec.cell_key`) and stamped with the table's code hash
+(:func:`~attnflow_core.repro.provenance.code_hash`), so a rerun reuses a cell only if neither changed.
+Tables and figures are built from cells, so a grid can be (re)run one cell at a time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import torch
+
+from ..core.io import write_json, write_text
+from ..models.registry import build_model, config_to_dict, make_config
+from ..training.trainer import fit
+from .paths import results_dir, runs_dir
+from .provenance import code_hash, git_commit, hardware_label
+from .spec import TABLES, CellContext, TableSpec, cell_key
+
+
+def table_module(table: TableSpec) -> str:
+    return type(table).__module__.rsplit(".", 1)[-1]
+
+
+def _table(table: str | TableSpec) -> TableSpec:
+    return table if isinstance(table, TableSpec) else TABLES[table]
+
+
+def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None) -> dict | None:
+    """The cached record of a cell, or ``None`` if there is none for the current code."""
+    path = results_dir(profile, results_root) / "cells" / f"{cell_key(spec)}.json"
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    return rec if rec.get("code_hash") == code_hash(table_module(TABLES[spec["table"]])) else None
+
+
+def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
+             data_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train and evaluate one cell of its table (``spec["table"]``), write its JSON record and return it."""
+    if not force:
+        done = load_cell(spec, profile, results_root)
+        if done is not None:
+            return done
+    table = TABLES[spec["table"]]
+    out = results_dir(profile, results_root)
+    key = cell_key(spec)
+    data = table.load_data(spec, profile, None if data_root is None else str(data_root))
+    tcfg = table.train_config(spec)
+    # checkpoints are tied to the code that wrote them: a code change never resumes an old run
+    chash = code_hash(table_module(table))
+    run_dir = runs_dir(profile, results_root) / f"{key}-{chash}"
+    if force and (run_dir / "checkpoint.pt").exists():
+        (run_dir / "checkpoint.pt").unlink()
+    cfg = make_config(spec["model"])
+    torch.manual_seed(tcfg.seed)
+    model = build_model(cfg)
+    result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
+                 identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
+                 hooks=table.hooks(model, spec), progress=progress)
+    ctx = CellContext(table, spec, key, profile, out)
+    metrics: dict[str, Any] = {}
+    for ev in table.evaluators(spec):
+        metrics.update(ev(result.model, data, ctx))
+    last = result.history[-1] if result.history else {}
+    n_params = sum(p.numel() for p in result.model.parameters())
+    record = {
+        "key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
+        "n_train": data.n_train, "steps": result.steps_done, "stopped_by": result.stopped_by,
+        **{f"final_{k}": v for k, v in last.items() if k.startswith("train_")},
+        "params": n_params, "params_M": n_params / 1e6, "train_seconds": result.train_seconds,
+        **metrics,
+        "hardware": hardware_label(result.device), "torch": torch.__version__, "code_hash": chash,
+        "commit": git_commit(), "history": result.history, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json(out / "cells" / f"{key}.json", record)
+    return record
+
+
+def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
+            run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True):
+    """A DataFrame with one row per cell of ``table`` (running missing cells if asked)."""
+    import pandas as pd
+
+    t = _table(table)
+    rows = []
+    for spec in t.cells(profile):
+        rec = load_cell(spec, profile, results_root)
+        if rec is None:
+            if not run_missing:
+                raise FileNotFoundError(f"cell {spec['label']!r} of {t.name} ({profile}) has no result yet")
+            rec = run_cell(spec, profile, results_root, data_root=data_root, progress=progress)
+        rows.append(t.row(spec, rec))
+    return pd.DataFrame(rows)
+
+
+def _values(df, col: str) -> str:
+    if col not in df:
+        return "?"
+    return ", ".join(map(str, sorted({v for v in df[col] if not (isinstance(v, float) and math.isnan(v))})))
+
+
+def write_table(df, table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
+                columns: list[str] | None = None, note: str = "") -> tuple[Any, Any]:
+    """Write ``<table>.csv`` and ``<table>.md`` (with provenance) atomically."""
+    t = _table(table)
+    out = results_dir(profile, results_root)
+    csv_path, md_path = out / f"{t.name}.csv", out / f"{t.name}.md"
+    write_text(csv_path, df.to_csv(index=False))
+    view = df[columns] if columns else df
+    header = (f"# {t.name} ({profile} profile)\n\n"
+              f"Profile **{profile}**; data set {_values(df, 'dataset')}; "
+              f"training steps {_values(df, 'train_steps')}; hardware {_values(df, 'hardware')}; "
+              f"code hash {_values(df, 'code_hash')}.\n"
+              f"Columns `paper_*` are the paper's numbers, shown beside ours, never in place of them.\n")
+    if profile == "smoke":
+        header += "\n" + t.smoke_note + "\n"
+    write_text(md_path, header + ("\n" + note + "\n" if note else "") + "\n" + view.to_markdown(index=False) + "\n")
+    return csv_path, md_path

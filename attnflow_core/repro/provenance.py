@@ -1,0 +1,84 @@
+"""Provenance of every number: the code hash that keys cached cells, the commit and the hardware.
+
+The code hash covers every module of the package that decides numbers: all of ``attnflow_core``
+except an explicit list of modules that only present or drive (:data:`NON_NUMERIC`), and except the
+*other* tables' spec modules. A new module is therefore covered the moment it exists.
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from .paths import package_root
+
+# relative to the package folder; every other .py file decides numbers and is hashed
+NON_NUMERIC = (
+    "reproduce.py", "train.py",  # deprecated shims
+    "testing.py",  # contract checks for the test suite
+    "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
+    "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
+)
+TABLES_DIR = "repro/tables/"
+
+
+def numeric_files(table_module: str | None = None) -> list[Path]:
+    """The files the code hash of ``table_module`` (a module name in ``repro/tables``) covers: every
+    package module but :data:`NON_NUMERIC`; of ``repro/tables`` only that table's module and the
+    shared ``_*.py`` helpers."""
+    root = package_root()
+    files = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        if "__pycache__" in rel or any(rel == n or (n.endswith("/") and rel.startswith(n)) for n in NON_NUMERIC):
+            continue
+        if rel.startswith(TABLES_DIR):
+            name = rel[len(TABLES_DIR):]
+            if not (name.startswith("_") or (table_module is not None and name == f"{table_module}.py")):
+                continue
+        files.append(p)
+    return files
+
+
+@lru_cache(maxsize=None)
+def code_hash(table_module: str | None = None) -> str:
+    """Hash of the modules that make a table's numbers: a cell is reused only if none changed."""
+    h = hashlib.sha256()
+    root = package_root()
+    for p in numeric_files(table_module):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def hardware_label(device: torch.device | str | None = None) -> str:
+    """``GPU <name>`` or ``CPU <model> (<threads> threads)``."""
+    if device is None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU {cpu} ({torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str:
+    """Short hash of the checkout's HEAD (``unknown`` outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except Exception:
+        return "unknown"

@@ -1,0 +1,149 @@
+"""Table specs: one module per table in ``repro/tables`` defines what its cells are and how they are
+trained and evaluated; one notebook of the same name builds the table from the cells.
+
+A *cell* is one trained-and-evaluated model, described by a JSON-friendly dict (its *spec*): at least
+``model`` (a model config), ``train`` (a :class:`~attnflow_core.training.TrainConfig` as a dict) and
+``label``; a table adds what its data and rows need. The cell runner (:mod:`attnflow_core.repro.cells`)
+asks the table spec for the data, the objective, the training hooks and the **evaluators** of a cell,
+so a new table brings its own metrics (bits/dim today; FID, PSNR, conditional bits/dim tomorrow)
+without touching the runner. Tables register themselves in :data:`TABLES` when their module is
+imported; the driver runs them in ``order``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from torch import Tensor, nn
+
+from ..core.errors import AttnflowError
+from ..core.registry import Registry
+from ..data.batches import BatchSource
+from ..training.config import TrainConfig
+
+# the spec keys that decide a cell's numbers (and so its cache key); labels and paper columns do not
+IDENT_KEYS = ("dataset", "convention", "data", "model", "train", "evaluators")
+
+
+@dataclass
+class CellData:
+    """What a cell trains on and is evaluated on."""
+
+    train: BatchSource
+    test: Tensor  # uint8 test images (N, C, H, W)
+    test_cond: Tensor | None = None
+    n_train: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellContext:
+    """Where an evaluator may write files (sample grids, figures) and what it evaluates."""
+
+    table: "TableSpec"
+    spec: dict[str, Any]
+    key: str
+    profile: str
+    out_dir: Path
+
+
+class Evaluator(Protocol):
+    name: str
+
+    def __call__(self, model: nn.Module, data: CellData, ctx: CellContext) -> dict[str, Any]: ...
+
+
+class TableSpec:
+    """Base of table specs. Subclasses set ``name``, ``description``, ``order`` and implement
+    :meth:`cells`, :meth:`load_data`, :meth:`evaluators` and :meth:`row`."""
+
+    name: str = ""
+    description: str = ""
+    order: int = 100
+    has_cells: bool = True
+    smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
+
+    # -- the grid -----------------------------------------------------------------------------
+    def cells(self, profile: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def find_cell(self, profile: str, label_or_index: str | int) -> dict[str, Any]:
+        cells = self.cells(profile)
+        if isinstance(label_or_index, int) or str(label_or_index).isdigit():
+            i = int(label_or_index)
+            if not 0 <= i < len(cells):
+                raise AttnflowError(f"{self.name} ({profile}) has {len(cells)} cells; there is no cell {i}")
+            return cells[i]
+        for c in cells:
+            if c["label"] == label_or_index or cell_key(c) == label_or_index:
+                return c
+        raise AttnflowError(f"no cell {label_or_index!r} in {self.name}; cells: {[c['label'] for c in cells]}")
+
+    def readable_name(self, spec: dict[str, Any]) -> str:
+        """The human-readable part of a cell's cache key."""
+        return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in spec["label"])
+
+    # -- what the cell runner asks for ----------------------------------------------------------
+    def load_data(self, spec: dict[str, Any], profile: str, data_root: str | None) -> CellData:
+        raise NotImplementedError
+
+    def train_config(self, spec: dict[str, Any]) -> TrainConfig:
+        return TrainConfig(**spec["train"])
+
+    def objective(self, spec: dict[str, Any]) -> Callable | None:
+        """``objective(model, batch) -> loss``; ``None``: mean bits/dim."""
+        return None
+
+    def hooks(self, model: nn.Module, spec: dict[str, Any]) -> list[Callable]:
+        """Called after every optimiser step as ``hook(step, model, optimizer)``."""
+        return []
+
+    def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:
+        raise NotImplementedError
+
+    def row(self, spec: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """One table row from a cell's spec and its result record."""
+        raise NotImplementedError
+
+    # -- the notebook ------------------------------------------------------------------------------
+    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
+        """Papermill parameters of the table's notebook (``common`` has profile, results_root, data_root)."""
+        return dict(common)
+
+    def outputs(self, out_dir: Path) -> list[Path]:
+        """The files in a profile's folder that this table wrote (for the results index)."""
+        return sorted(p for p in out_dir.glob(f"{self.name}*") if p.is_file())
+
+
+class NotebookSpec(TableSpec):
+    """A notebook with no grid cells (a walkthrough, a benchmark); ``params`` names what it takes."""
+
+    has_cells = False
+    params: tuple[str, ...] = ("profile", "results_root")
+
+    def cells(self, profile: str) -> list[dict[str, Any]]:
+        return []
+
+    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
+        return {k: common[k] for k in self.params if k in common}
+
+
+TABLES: Registry[TableSpec] = Registry("table")
+
+
+def register_table(spec: TableSpec) -> TableSpec:
+    if not spec.name:
+        raise AttnflowError(f"{type(spec).__name__} has no name")
+    return TABLES.add(spec.name, spec)
+
+
+def cell_key(spec: dict[str, Any]) -> str:
+    """``<readable>-<digest of the spec's identity>``: the file name of the cell's cached result.
+    Cells of two tables with the same identity share one result."""
+    ident = {k: spec[k] for k in IDENT_KEYS if k in spec}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{TABLES[spec['table']].readable_name(spec)}-{digest}"

@@ -1,0 +1,156 @@
+"""The resumable, deterministic trainer: ``fit(model, batches, config, run_dir, objective=..., hooks=...)``.
+
+Determinism: the batch of step ``s`` comes from the batch source (a function of ``(seed, s)``, see
+:mod:`attnflow_core.data.batches`), and the global RNG (dequantisation noise, dropout, probes) is
+re-seeded from ``(seed, s)`` at every step. A run that is killed and resumed from its last checkpoint
+therefore ends bit-for-bit where an uninterrupted run with the same seed ends (on the same device
+and library versions).
+
+Hooks run after every optimiser step as ``hook(step, model, optimizer)`` (residual flows refresh their
+spectral norms there). Checkpoints are written atomically every ``checkpoint_every`` steps and at the
+end; a checkpoint written for another configuration (``identity``) is refused, a corrupt one raises a
+:class:`~attnflow_core.core.errors.CheckpointError` that names the file.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.errors import CheckpointError, DataError, NonFiniteError
+from ..data.batches import Batch, BatchSource, TensorBatches, step_seed
+from ..models.registry import build_model, config_to_dict, make_config
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig, pick_device
+from .objectives import BitsPerDim
+
+Hook = Callable[[int, nn.Module, torch.optim.Optimizer], None]
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    steps_done: int
+    history: list[dict[str, float]]
+    train_seconds: float
+    resumed_from: int
+    stopped_by: str  # "steps" or "time_budget"
+    device: str
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    return tuple(t.to(device) for t in batch) if isinstance(batch, tuple) else batch.to(device)  # type: ignore
+
+
+def fit(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: str | Path, *,
+        objective: Callable[[nn.Module, Batch], Tensor] | None = None, identity: Mapping[str, Any] | None = None,
+        hooks: Iterable[Hook] = (), progress: bool = True,
+        on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Train ``model`` (built and seeded by the caller) on ``batches``, checkpointing into ``run_dir``.
+
+    ``objective(model, batch)`` returns the scalar loss (default: mean bits/dim). If
+    ``run_dir/checkpoint.pt`` exists with the same ``identity``, training resumes from it.
+    ``on_step(step, loss)`` is called after every step (tests use it to interrupt a run).
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    objective = objective or BitsPerDim()
+    hooks = list(hooks)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+    device = pick_device(config.device)
+    model = model.to(device)
+    opt = config.make_optimizer(model.parameters())
+    identity = dict(identity) if identity is not None else {"train": config.identity()}
+    step, history, elapsed, resumed_from = 0, [], 0.0, 0
+    if ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path, device, required=("identity", "model", "optimizer", "step"))
+        if ck["identity"] != identity:
+            raise CheckpointError(f"{ckpt_path} belongs to a different configuration; use another run_dir "
+                                  f"or delete it.\n saved: {ck['identity']}\n now:   {identity}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step, history, elapsed = ck["step"], ck["history"], ck["elapsed"]
+        resumed_from = step
+
+    last_ckpt = step
+
+    def save() -> None:
+        nonlocal last_ckpt
+        last_ckpt = step
+        save_checkpoint(ckpt_path, {"identity": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                    "step": step, "history": history, "elapsed": elapsed})
+
+    model.train()
+    name = getattr(objective, "name", "loss")
+    bar = tqdm(total=config.steps, initial=step, disable=not progress, desc="train", unit="step", dynamic_ncols=True)
+    stopped_by = "steps"
+    t0 = time.perf_counter()
+    start_elapsed = elapsed
+    running = None
+    try:
+        while step < config.steps:
+            if config.time_budget_s is not None and elapsed >= config.time_budget_s:
+                stopped_by = "time_budget"
+                break
+            torch.manual_seed(step_seed(config.seed, step))
+            batch = _to(batches.batch(step, config.batch_size, config.seed), device)
+            for g in opt.param_groups:
+                g["lr"] = config.lr_at(step)
+            loss = objective(model, batch)
+            loss_value = float(loss.detach())  # the one host sync per step, shared by guard and bar
+            if not math.isfinite(loss_value):
+                raise NonFiniteError(
+                    f"non-finite loss ({loss_value}) in training step {step + 1}; the last good checkpoint "
+                    f"({ckpt_path}, after {last_ckpt} steps) is intact. "
+                    f"Lower the learning rate or the warm-up, or check the data.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            step += 1
+            for hook in hooks:
+                hook(step, model, opt)
+            elapsed = start_elapsed + (time.perf_counter() - t0)
+            running = loss_value if running is None else 0.95 * running + 0.05 * loss_value
+            if step % config.log_every == 0 or step == config.steps:
+                history.append({"step": step, f"train_{name}": loss_value, "lr": opt.param_groups[0]["lr"],
+                                "seconds": elapsed})
+            bar.update(1)
+            bar.set_postfix({name: f"{running:.3f}"})
+            if step % config.checkpoint_every == 0:
+                save()
+            if on_step is not None:
+                on_step(step, loss_value)
+    finally:
+        bar.close()
+    save()
+    model.eval()
+    return TrainResult(model, step, history, elapsed, resumed_from, stopped_by, str(device))
+
+
+def train(model_config: Any, train_config: TrainConfig, images: Tensor, run_dir: str | Path,
+          progress: bool = True, on_step: Callable[[int, float], None] | None = None,
+          cond: Tensor | None = None) -> TrainResult:
+    """Build the model of ``model_config`` (seeded with ``train_config.seed``) and :func:`fit` it on
+    uint8 ``images`` (N, C, H, W) held in memory (with ``cond[i]`` paired to ``images[i]`` if given)."""
+    train_config.validate()
+    cfg = make_config(model_config)
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise DataError(f"train expects uint8 images of shape (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    if tuple(images.shape[1:]) != tuple(cfg.image_shape):
+        raise DataError(f"images have shape {tuple(images.shape[1:])}, model config says {tuple(cfg.image_shape)}")
+    torch.manual_seed(train_config.seed)
+    model = build_model(cfg)
+    identity = {"model": config_to_dict(cfg), "train": train_config.identity()}
+    return fit(model, TensorBatches(images, cond), train_config, run_dir, identity=identity, progress=progress,
+               on_step=on_step)
