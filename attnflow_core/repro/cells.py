@@ -1,7 +1,7 @@
 """The cell runner: train one cell (resuming its checkpoint), run its table's evaluators, write its record.
 
 A cell's result is ``results/<profile>/cells/<key>.json``, keyed by the cell's identity
-(:func:`~attnflow_core.repro.spec.cell_key`) and stamped with the table's code hash
+(:func:`~attnflow_core.repro.spec.cell_key`) and stamped with the code hash
 (:func:`~attnflow_core.repro.provenance.code_hash`), so a rerun reuses a cell only if neither changed.
 Tables and figures are built from cells, so a grid can be (re)run one cell at a time.
 """
@@ -23,10 +23,6 @@ from .provenance import code_hash, git_commit, hardware_label
 from .spec import TABLES, CellContext, TableSpec, cell_key
 
 
-def table_module(table: TableSpec) -> str:
-    return type(table).__module__.rsplit(".", 1)[-1]
-
-
 def _table(table: str | TableSpec) -> TableSpec:
     return table if isinstance(table, TableSpec) else TABLES[table]
 
@@ -37,7 +33,7 @@ def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLik
     if not path.exists():
         return None
     rec = json.loads(path.read_text())
-    return rec if rec.get("code_hash") == code_hash(table_module(TABLES[spec["table"]])) else None
+    return rec if rec.get("code_hash") == code_hash() else None
 
 
 def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
@@ -53,7 +49,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     data = table.load_data(spec, profile, None if data_root is None else str(data_root))
     tcfg = table.train_config(spec)
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
-    chash = code_hash(table_module(table))
+    chash = code_hash()
     run_dir = runs_dir(profile, results_root) / f"{key}-{chash}"
     if force and (run_dir / "checkpoint.pt").exists():
         (run_dir / "checkpoint.pt").unlink()
@@ -75,7 +71,8 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         **{f"final_{k}": v for k, v in last.items() if k.startswith("train_")},
         "params": n_params, "params_M": n_params / 1e6, "train_seconds": result.train_seconds,
         **metrics,
-        "hardware": hardware_label(result.device), "torch": torch.__version__, "code_hash": chash,
+        "hardware": hardware_label(result.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "code_hash": chash,
         "commit": git_commit(), "history": result.history, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(out / "cells" / f"{key}.json", record)

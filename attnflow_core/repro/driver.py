@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import write_json
-from .cells import load_cell, table_module
+from .cells import load_cell
 from .index import write_index
 from .paths import PROFILES, default_results_root, notebook_dir, results_dir
 from .provenance import code_hash, git_commit, hardware_label
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     write_json(out / "run_info.json", {
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_commit(), "hardware": hardware_label(),
-        "code_hash": {n: code_hash(table_module(TABLES[n])) for n in names},
+        "code_hash": code_hash(),
         "command": "python -m attnflow_core.repro " + " ".join(argv if argv is not None else sys.argv[1:]),
         "seconds": round(time.perf_counter() - t_start, 1), "failures": failures})
     write_index(root)

@@ -1,8 +1,9 @@
 """Provenance of every number: the code hash that keys cached cells, the commit and the hardware.
 
 The code hash covers every module of the package that decides numbers: all of ``attnflow_core``
-except an explicit list of modules that only present or drive (:data:`NON_NUMERIC`), and except the
-*other* tables' spec modules. A new module is therefore covered the moment it exists.
+except an explicit list of modules that only present or drive (:data:`NON_NUMERIC`). A new module is
+therefore covered the moment it exists. It is one hash for the whole package (not one per table), so
+a cell that two tables share has one valid record.
 """
 from __future__ import annotations
 
@@ -23,33 +24,23 @@ NON_NUMERIC = (
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
     "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
 )
-TABLES_DIR = "repro/tables/"
 
 
-def numeric_files(table_module: str | None = None) -> list[Path]:
-    """The files the code hash of ``table_module`` (a module name in ``repro/tables``) covers: every
-    package module but :data:`NON_NUMERIC`; of ``repro/tables`` only that table's module and the
-    shared ``_*.py`` helpers."""
+def numeric_files() -> list[Path]:
+    """The files the code hash covers: every package module but :data:`NON_NUMERIC`."""
     root = package_root()
-    files = []
-    for p in sorted(root.rglob("*.py")):
-        rel = p.relative_to(root).as_posix()
-        if "__pycache__" in rel or any(rel == n or (n.endswith("/") and rel.startswith(n)) for n in NON_NUMERIC):
-            continue
-        if rel.startswith(TABLES_DIR):
-            name = rel[len(TABLES_DIR):]
-            if not (name.startswith("_") or (table_module is not None and name == f"{table_module}.py")):
-                continue
-        files.append(p)
-    return files
+    return [p for p in sorted(root.rglob("*.py"))
+            if "__pycache__" not in p.parts
+            and not any((rel := p.relative_to(root).as_posix()) == n or (n.endswith("/") and rel.startswith(n))
+                        for n in NON_NUMERIC)]
 
 
 @lru_cache(maxsize=None)
-def code_hash(table_module: str | None = None) -> str:
-    """Hash of the modules that make a table's numbers: a cell is reused only if none changed."""
+def code_hash() -> str:
+    """Hash of the modules that make the numbers: a cell is reused only if none of them changed."""
     h = hashlib.sha256()
     root = package_root()
-    for p in numeric_files(table_module):
+    for p in numeric_files():
         h.update(p.relative_to(root).as_posix().encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:12]

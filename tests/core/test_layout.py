@@ -111,18 +111,15 @@ def test_paper_classes_cite_their_paper(cls):
 
 
 def test_code_hash_covers_every_numeric_module():
-    from attnflow_core.repro.provenance import NON_NUMERIC, TABLES_DIR, numeric_files
+    from attnflow_core.repro.provenance import NON_NUMERIC, numeric_files
 
-    covered = {p.relative_to(PKG).as_posix() for p in numeric_files("table2_mnist")}
+    covered = {p.relative_to(PKG).as_posix() for p in numeric_files()}
     every = {rel.as_posix() for _, rel in _modules()}
-    skipped = every - covered
     allowed = {r for r in every if any(r == n or (n.endswith("/") and r.startswith(n)) for n in NON_NUMERIC)}
-    other_tables = {r for r in every if r.startswith(TABLES_DIR) and not r.split("/")[-1].startswith("_")
-                    and r != TABLES_DIR + "table2_mnist.py"}
-    assert skipped == allowed | other_tables
-    # the modules that build models, train and evaluate are all in it
+    assert every - covered == allowed
+    # the modules that build models, train, evaluate and define cells are all in it
     for must in ("models/multiscale.py", "training/trainer.py", "repro/cells.py", "data/images.py",
-                 "repro/tables/_mnist.py", "attention/itrans.py"):
+                 "repro/tables/_mnist.py", "repro/tables/table2_mnist.py", "attention/itrans.py"):
         assert must in covered
 
 
@@ -135,10 +132,10 @@ def test_a_new_module_changes_the_code_hash(tmp_path, monkeypatch):
     shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "package_root", lambda: copy)
     provenance.code_hash.cache_clear()
-    before = provenance.code_hash("table2_mnist")
+    before = provenance.code_hash()
     (copy / "models" / "newfamily.py").write_text("SCALE = 2.0\n")
     provenance.code_hash.cache_clear()
-    after = provenance.code_hash("table2_mnist")
+    after = provenance.code_hash()
     provenance.code_hash.cache_clear()
     assert before != after
 
