@@ -64,6 +64,19 @@ def _execute(name: str, params: dict, out_path: Path, log: Callable[[str], None]
     return None
 
 
+def prune_stale_cells(out: Path, profile: str) -> int:
+    """Delete cell records (with their sample grids and executed notebooks) of cells that no registered
+    table of this profile has any more, so ``results/`` holds only what the current code produces."""
+    keep = {cell_key(spec) for name in TABLES for spec in TABLES[name].cells(profile)}
+    n = 0
+    for rec in sorted((out / "cells").glob("*.json")):
+        if rec.stem not in keep:
+            for p in (rec, out / "samples" / f"{rec.stem}.png", out / "executed" / "cells" / f"{rec.stem}.ipynb"):
+                p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     names_all = [t.name for t in sorted((TABLES[n] for n in TABLES), key=lambda t: t.order)]
     p = argparse.ArgumentParser(prog="python -m attnflow_core.repro", description=__doc__,
@@ -133,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             if err:
                 failures.append((name, err))
 
+    if not a.only and a.cell is None and not failures:
+        pruned = prune_stale_cells(out, a.profile)
+        if pruned:
+            log(f"  removed {pruned} cell record(s) that no table of this code asks for")
     write_json(out / "run_info.json", {
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_commit(), "hardware": hardware_label(),
         "code_hash": code_hash(),

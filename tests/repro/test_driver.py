@@ -122,3 +122,20 @@ def test_old_import_paths_still_work_with_a_deprecation_note():
     out = subprocess.run([sys.executable, "-W", "always", "-m", "attnflow_core.reproduce", "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--profile" in out.stdout and "deprecated" in out.stderr
+
+
+def test_prune_keeps_current_cells_and_removes_stale_ones(tmp_path):
+    from attnflow_core.repro import TABLES, cell_key
+    from attnflow_core.repro.driver import prune_stale_cells
+
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    (out / "samples").mkdir()
+    current = cell_key(TABLES["ablation_heads"].cells("smoke")[0])
+    for key in (current, "glow-old-config-deadbeef"):
+        (out / "cells" / f"{key}.json").write_text("{}")
+        (out / "samples" / f"{key}.png").write_bytes(b"png")
+    assert prune_stale_cells(out, "smoke") == 1
+    assert (out / "cells" / f"{current}.json").exists() and (out / "samples" / f"{current}.png").exists()
+    assert not (out / "cells" / "glow-old-config-deadbeef.json").exists()
+    assert not (out / "samples" / "glow-old-config-deadbeef.png").exists()
