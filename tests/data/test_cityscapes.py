@@ -95,6 +95,17 @@ def test_wrong_label_file_for_the_mode(tmp_path):
         CityscapesPairs(tmp_path, "train", mode="color", size=8)[0]
 
 
+def test_photo_and_label_of_different_sizes(tmp_path):
+    stems = _official(tmp_path, per_city=1)
+    Image.new("RGBA", (30, 16)).save(tmp_path / "gtFine" / "train" / "aachen" / f"{stems[0]}_gtFine_color.png")
+    with pytest.raises(DataError, match="differ in size"):
+        CityscapesPairs(tmp_path, "train", size=8)[0]
+    _pix2pix(tmp_path, "val", n=1)
+    Image.new("RGB", (20, 16)).save(tmp_path / "cityscapes" / "val" / "1.jpg")
+    with pytest.raises(DataError, match="two 16×16 halves"):
+        CityscapesPairs(tmp_path / "cityscapes", "val", layout="pix2pix")[0]
+
+
 def test_pix2pix_layout_both_modes(tmp_path):
     _pix2pix(tmp_path, "train")
     _pix2pix(tmp_path, "val", n=2)

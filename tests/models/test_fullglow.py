@@ -80,6 +80,8 @@ def test_sampling_follows_the_label_and_the_temperature():
     torch.manual_seed(0)
     s = m.sample(c, temperature=0.7)
     assert s.shape == (2, *m.image_shape) and torch.isfinite(s).all()
+    twice = m.sample(c[:1].expand(2, -1, -1, -1), 1.0)  # one label, two independent draws
+    assert (twice[0] - twice[1]).abs().max() > 1e-3
     zero = m.sample(c, 0.0)  # temperature 0: the prior means, decoded -- deterministic given the label
     torch.testing.assert_close(zero, m.sample(2, 0.0, cond=c))
     assert (zero - m.sample(c + 0.3, 0.0)).abs().max() > 1e-6
