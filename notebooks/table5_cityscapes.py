@@ -34,8 +34,8 @@ from attnflow_core.repro.tables.table5_cityscapes import plot_translation
 
 spec = get_table("table5_cityscapes")
 trained = collect("table5_cityscapes", profile, results_root=results_root, data_root=data_root)
-df = pd.concat([pd.DataFrame(spec.paper_only_rows()), trained], ignore_index=True)
-df = df.astype(object).where(df.notna(), "")  # paper-only rows have no configuration of ours
+df = pd.concat([pd.DataFrame(spec.paper_only_rows()), trained.astype(object)], ignore_index=True)
+df = df.where(df.notna(), "")  # paper-only rows have no configuration or run of ours
 cols = ["label", "paper_setting", "levels", "steps", "hidden", "heads", "params", "params_M", "paper_params_M",
         "cond_bpd", "cond_bpd_sem", "paper_cond_bpd", "n_test", "image_shape", "dataset", "train_steps",
         "train_seconds", "hardware", "profile", "note"]
