@@ -99,7 +99,12 @@ def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLik
 def _values(df, col: str) -> str:
     if col not in df:
         return "?"
-    return ", ".join(map(str, sorted({v for v in df[col] if not (isinstance(v, float) and math.isnan(v))})))
+    # blanks (rows without a run of ours, e.g. paper-only rows) are skipped; mixed types sort as text
+    vals = {v for v in df[col] if not (isinstance(v, float) and math.isnan(v)) and not (isinstance(v, str) and v == "")}
+    try:
+        return ", ".join(map(str, sorted(vals)))
+    except TypeError:
+        return ", ".join(map(str, sorted(vals, key=str)))
 
 
 def write_table(df, table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,

@@ -18,6 +18,8 @@ class TrainConfig:
 
     ``milestones`` are fractions of ``steps`` at which the learning rate is multiplied by ``gamma``
     (SRFlow halves it at 50/75/90/95 %); ``betas`` are Adam's (``None``: torch's defaults).
+    ``decay_start`` (a fraction of ``steps``; ``None``: off) holds the learning rate constant until then and
+    decays it linearly to 0 at ``steps`` (Full-Glow: constant for half of training, then linear to 0).
     """
 
     steps: int = 1000
@@ -34,6 +36,7 @@ class TrainConfig:
     betas: tuple[float, float] | None = None
     milestones: tuple[float, ...] = field(default_factory=tuple)
     gamma: float = 0.5
+    decay_start: float | None = None
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -44,10 +47,15 @@ class TrainConfig:
         if any(not 0 < m < 1 for m in self.milestones) or not self.gamma > 0:
             raise TrainingConfigError(f"milestones must be fractions in (0, 1) and gamma > 0, got "
                                       f"{self.milestones} and {self.gamma}")
+        if self.decay_start is not None and not 0 <= self.decay_start < 1:
+            raise TrainingConfigError(f"decay_start must be a fraction in [0, 1) or None, got {self.decay_start}")
 
     def identity(self) -> dict:
         """The settings that decide the numbers (a checkpoint resumes only under the same identity)."""
-        return {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_FIELDS}
+        ident = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_FIELDS}
+        if ident["decay_start"] is None:  # configs from before the field existed keep their identity
+            del ident["decay_start"]
+        return ident
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
         if self.optimizer == "adamax":
@@ -55,11 +63,16 @@ class TrainConfig:
         return torch.optim.Adam(params, lr=self.lr, **({"betas": tuple(self.betas)} if self.betas else {}))
 
     def lr_at(self, step: int) -> float:
-        """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then the milestones."""
+        """Learning rate of optimiser step ``step`` (0-based): linear warm-up, the milestones, then the
+        linear decay to 0 from ``decay_start`` on."""
         lr = self.lr * warmup_factor(step, self.warmup_steps)
         for m in self.milestones:
             if step >= m * self.steps:
                 lr *= self.gamma
+        if self.decay_start is not None:
+            start = self.decay_start * self.steps
+            if step >= start:
+                lr *= max(0.0, (self.steps - step) / max(self.steps - start, 1.0))
         return lr
 
 
