@@ -60,10 +60,9 @@ class DensityFlow(nn.Module):
 
     def dequantize(self, x: Tensor, noise: bool = True) -> Tensor:
         """8-bit images → model space: ``(x + u) / 256 − 0.5`` with ``u ~ U(0, 1)`` (or ``u = 1/2``)."""
-        if x.dtype == torch.uint8:
-            x = x.float()
-        elif not torch.is_floating_point(x):
-            x = x.to(torch.get_default_dtype())
+        dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
+        if not torch.is_floating_point(x):  # uint8 / integer images: the model's precision
+            x = x.to(dtype)
         else:
             check_finite(x, "8-bit image batch")
             if bool((x < 0).any() or (x > 255).any()):
@@ -180,9 +179,8 @@ class MultiScaleFlow(DensityFlow):
         return lp
 
     # -- sampling ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample_latents(self, n: int, temperature: float = 1.0, cond: Any = None) -> list[Tensor | None]:
-        """Draw latents coarse to fine (each split prior needs the decoded kept half)."""
+    def _sample(self, n: int, temperature: float, cond: Any) -> tuple[list[Tensor | None], Tensor]:
+        """Latents drawn coarse to fine (each split prior needs the decoded kept half) and the decoded x."""
         enc = self._encode_cond(cond)
         p = next(self.parameters())
         zs: list[Tensor | None] = [p.new_empty(0)] * len(self.levels)
@@ -198,7 +196,12 @@ class MultiScaleFlow(DensityFlow):
                     zs[lvl] = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, pc(lvl), temperature)
                     h = torch.cat([h, zs[lvl]], dim=1)
             h = self._level_inverse(lvl, h, enc)
-        return zs
+        return zs, h
+
+    @torch.no_grad()
+    def sample_latents(self, n: int, temperature: float = 1.0, cond: Any = None) -> list[Tensor | None]:
+        """Latents of ``n`` samples, drawn coarse to fine (``decode`` maps them to images)."""
+        return self._sample(n, temperature, cond)[0]
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:
@@ -209,4 +212,4 @@ class MultiScaleFlow(DensityFlow):
             raise FlowError(f"temperature must be >= 0, got {temperature}")
         if isinstance(cond, Tensor) and cond.shape[0] != n:
             raise FlowError(f"sample: cond has batch size {cond.shape[0]} but n={n} samples were asked for")
-        return self.decode(self.sample_latents(n, temperature, cond), cond)
+        return self._sample(n, temperature, cond)[1]
