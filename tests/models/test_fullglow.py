@@ -65,8 +65,8 @@ def test_joint_loss_trains_both_glows_and_is_the_weighted_sum():
     torch.testing.assert_close(loss, bpd_b.mean() + 1e-4 * bpd_a.mean())
     torch.manual_seed(3)
     # bits/dim of the photo from its own definition: dequantise both, change of variables, −log 256 per dim
-    u_x, u_c = torch.rand(x8.shape), torch.rand(c8.shape)
-    lp = m.log_prob(((x8 + u_x) / 256 - 0.5).double(), ((c8 + u_c) / 256 - 0.5).double())
+    u_x, u_c = torch.rand(x8.shape, dtype=torch.float64), torch.rand(c8.shape, dtype=torch.float64)  # model dtype
+    lp = m.log_prob((x8 + u_x) / 256 - 0.5, (c8 + u_c) / 256 - 0.5)
     d = 400
     torch.testing.assert_close(bpd_b, -(lp - d * math.log(256)) / (d * math.log(2)))
     loss.backward()
