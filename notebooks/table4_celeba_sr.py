@@ -36,10 +36,11 @@ first = df.iloc[0]
 bicubic = {"label": "Bicubic", "method": "Bicubic", "ssim": round(first["bicubic_ssim"], 4),
            "psnr": round(first["bicubic_psnr"], 3), "lr_psnr": round(first["bicubic_lr_psnr"], 3),
            "lpips": "n/a" if pd.isna(first["bicubic_lpips"]) else round(first["bicubic_lpips"], 4),
-           **{f"paper_{k}": v for k, v in PAPER_BICUBIC.items()}, "dataset": first["dataset"],
-           "profile": first["profile"], "hardware": first["hardware"]}
+           **{f"paper_{k}": v for k, v in PAPER_BICUBIC.items()}, "paper_setting": "–", "n_test": first["n_test"],
+           "image_shape": first["image_shape"], "dataset": first["dataset"], "profile": first["profile"],
+           "hardware": first["hardware"]}
 table = pd.concat([pd.DataFrame([bicubic]), df], ignore_index=True)
-for c in ("levels", "steps", "paper_size_params", "n_test", "train_steps"):
+for c in ("levels", "steps", "paper_size_params", "n_test"):
     table[c] = table[c].astype("Int64")  # integers, with an empty cell in the bicubic row
 cols = ["label", "paper_setting", "levels", "steps", "params_M", "paper_size_params", "paper_params_M",
         "ssim", "paper_ssim", "psnr", "paper_psnr", "lr_psnr", "paper_lr_psnr", "lpips", "paper_lpips",

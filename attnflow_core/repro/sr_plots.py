@@ -1,5 +1,5 @@
 """Figures of the super-resolution table: each metric against the sampling temperature, and an
-LR | SR samples at three temperatures | HR grid (presentation only: reads cell records and example files)."""
+LR | bicubic | SR samples at three temperatures | HR grid (presentation only: reads cell records and example files)."""
 from __future__ import annotations
 
 import os
@@ -45,8 +45,9 @@ def plot_metrics_vs_temperature(frame, bicubic: dict[str, Any], title: str, path
         if bicubic.get(metric) is not None:
             ax.axhline(bicubic[metric], color="grey", ls="--", lw=1, label="bicubic")
         if sub.empty:
-            ax.text(0.5, 0.5, "n/a" + (f"\n{lpips_note[:60]}…" if lpips_note else ""), ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, wrap=True)
+            ax.text(0.5, 0.5, "n/a" + ("\n(see the table's note)" if lpips_note else ""), ha="center", va="center",
+                    transform=ax.transAxes, fontsize=9)
+            ax.set_xticks([]), ax.set_yticks([])
         ax.set_xlabel("temperature τ")
         ax.set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
@@ -59,7 +60,8 @@ def plot_metrics_vs_temperature(frame, bicubic: dict[str, Any], title: str, path
 
 def plot_sr_examples(items: list[tuple[str, str | Path]], title: str, path: str | Path | None = None,
                      image_index: int = 0):
-    """Rows: bicubic, then one per model; columns: LR (nearest-enlarged) | SR at each stored τ | HR."""
+    """One row per model: LR (nearest-enlarged) | bicubic | SR at each stored τ | HR (LR, bicubic and HR
+    are drawn in the first row only: they are the same for every model)."""
     import torch
 
     from ..data.resize import imresize
@@ -74,23 +76,25 @@ def plot_sr_examples(items: list[tuple[str, str | Path]], title: str, path: str 
     scale = hr.shape[-1] // lr.shape[-1]
     big_lr = np.repeat(np.repeat(lr, scale, axis=1), scale, axis=2)
     bicubic = imresize(torch.from_numpy(lr), float(scale)).numpy()
-    rows = [("bicubic", [big_lr] + [bicubic] * len(temps) + [hr])]
-    rows += [(label, [big_lr] + [f["sr"][k][image_index] for k in range(len(temps))] + [hr]) for label, f in data]
-    cols = ["LR"] + [f"τ = {t:g}" for t in temps] + ["HR"]
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(1.7 * len(cols), 1.8 * len(rows)), squeeze=False)
-    for r, (label, imgs) in enumerate(rows):
+    cols = ["LR", "bicubic"] + [f"τ = {t:g}" for t in temps] + ["HR"]
+    fig, axes = plt.subplots(len(data), len(cols), figsize=(1.45 * len(cols), 1.5 * len(data)), squeeze=False)
+    for r, (label, f) in enumerate(data):
+        imgs = [big_lr if r == 0 else None, bicubic if r == 0 else None]
+        imgs += [f["sr"][k][image_index] for k in range(len(temps))] + [hr if r == 0 else None]
         for c, img in enumerate(imgs):
             ax = axes[r, c]
-            ax.imshow(np.transpose(img, (1, 2, 0)))
             ax.set_xticks([]), ax.set_yticks([])
+            if img is None:
+                ax.axis("off")
+                continue
+            ax.imshow(np.transpose(img, (1, 2, 0)), interpolation="nearest")
             if r == 0:
-                ax.set_title(cols[c] if label != "bicubic" or c in (0, len(cols) - 1) else "bicubic", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(label, fontsize=7)
+                ax.set_title(cols[c], fontsize=8)
+        axes[r, 2].set_ylabel(label, fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     if path is not None:
-        save_figure(path, fig, dpi=110)
+        save_figure(path, fig, dpi=90)
     return fig
 
 
