@@ -92,7 +92,7 @@ class Table4(TableSpec):
     name = "table4_celeba_sr"
     description = ("Table 4: 8× face SR on CelebA, SRFlow vs cAttnFlow-iMap/iTrans at L1K1 and L2K8 "
                    "(SSIM, PSNR, LR-PSNR, LPIPS over temperatures 0.1–0.9)")
-    order = 40
+    order = 60  # after stage 1's tables and ablations
     smoke_note = SMOKE_NOTE
 
     def cells(self, profile: str) -> list[dict[str, Any]]:
