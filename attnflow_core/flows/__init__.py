@@ -7,5 +7,7 @@ Not here: attention layers (``attention``), priors, whole models. Imports ``core
 """
 from .coupling import AffineCoupling, MixLogisticCoupling, mixture_log_cdf_terms
 from .glow import ActNorm, InvConv1x1, Squeeze
+from .srflow import AffineInjector, CondAffineCoupling, InvConv1x1Full
 
-__all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze"]
+__all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze",
+           "AffineInjector", "CondAffineCoupling", "InvConv1x1Full"]

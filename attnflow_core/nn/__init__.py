@@ -10,7 +10,8 @@ from .convs import NormConv2d, ZeroConv2d
 from .coupling_nets import AffineNet, NetFactory, affine_net
 from .flowpp import ConvAttnBlock, GatedConv, GatedSelfAttention, MixLogisticNet
 from .norm import DataInitAffine, InitFlagMixin, data_init_affine
+from .rrdb import RRDB, ResidualDenseBlock, RRDBNet
 
 __all__ = ["ConvLSTM", "NormConv2d", "ZeroConv2d", "AffineNet", "NetFactory", "affine_net", "ConvAttnBlock",
            "GatedConv", "GatedSelfAttention", "MixLogisticNet", "DataInitAffine", "InitFlagMixin",
-           "data_init_affine"]
+           "data_init_affine", "RRDB", "ResidualDenseBlock", "RRDBNet"]

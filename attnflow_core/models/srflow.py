@@ -1,0 +1,268 @@
+r"""SRFlow and cAttnFlow: conditional flows for 8× super-resolution (the ``srflow`` model family).
+
+The flow models a high-resolution image ``x`` (HR, ``C×H×W``) given its low-resolution version
+``lr`` (``C×H/8×W/8``): :math:`\log p(x \mid lr) = \log p_Z(f(x; u(lr))) + \log|\det \partial f/\partial x|`
+with ``u`` the features of a jointly trained RRDB encoder (:mod:`attnflow_core.nn.rrdb`).
+
+Layout (SRFlow's ``FlowUpsamplerNet``): per level ``l = 1..L`` (``H/2^l × W/2^l``)
+
+* squeeze ×2 (channel order ``4c + 2·dy + dx``);
+* ``extra_steps`` (2) unconditional steps: ActNorm → unfactored 1×1 conv;
+* ``K`` conditional steps: ActNorm → 1×1 conv → affine injector (from ``u`` alone) → conditional affine
+  coupling on ``[z1, u]``; cAttnFlow adds iMap or iTrans at ``position`` (4 = after the coupling, the
+  paper's placement; 1 = before ActNorm, 2 = after ActNorm, 3 = after the 1×1 conv), its attention
+  weights seeing ``u`` unless ``attention_cond=False``;
+* split: the first ``C − round(C/2)`` channels go on, the rest is factored out with a learned Gaussian
+  conditioned on the kept half (not on ``u``). **The reference's rule splits only levels ``l < L − 1``**
+  (an off-by-one; so L=1 and L=2 never split and L=4 splits twice); ``correct_splits=True`` splits every
+  level but the last. The top latent has the fixed prior N(0, I).
+
+Conditioning features of level ``l``: the encoder map of that scale (``fea_up4``, ``fea_up2``,
+``fea_up1``, ``fea_up0`` for ``l = 1..4``, 64 channels) followed by the outputs of RRDB blocks 1, 3, 5, 7
+(0-based; every other block ending with the last for other depths) resized to the level by nearest
+interpolation: ``64·5 = 320`` channels, the same tensor for every step of the level.
+
+Data conventions. ``x`` is in model space ``[-1/2, 1/2]``; :meth:`bits_per_dim` takes uint8 HR images
+and dequantises them uniformly: :math:`\tilde x = (x + v)/256 - 1/2`, :math:`v \sim U(0,1)^D`,
+:math:`\mathrm{bpd} = -(\log p(\tilde x \mid lr) - D\log 256)/(D \ln 2)`, ``D = C·H·W``. (SRFlow's released
+training uses ``x/255`` with no noise, a continuous density; its paper describes noise.) ``lr`` is
+uint8 (divided by 255) or float in ``[0, 1]``, as in SRFlow. :meth:`super_resolve` returns uint8 images:
+``floor((x + 1/2)·256)`` clamped to 0..255 (SRFlow: clamp to [0, 1], ×255, truncate).
+
+Parameter counts (tested): SRFlow L1 K1 = 6,345,667 and L2 K8 = 12,977,299 (and L4 K16 = 39,753,955):
+the reference's 6,622,243 / 13,253,875 / 40,030,531 minus exactly the 276,576 parameters of an unused
+3×3 conv (320→96) that the reference builds in ``FlowUpsamplerNet`` and never calls.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..attention import ATTENTIONS, ITrans
+from ..core.checks import check_finite, check_image
+from ..core.errors import FlowError
+from ..core.layer import FlowLayer, FlowSequence, LayerExample
+from ..flows.glow import ActNorm, Squeeze
+from ..flows.srflow import AffineInjector, CondAffineCoupling, InvConv1x1Full
+from ..nn.rrdb import SCALE, RRDBNet
+from ..priors import Prior, SplitGaussianPrior, StandardNormal
+from .base import MultiScaleFlow
+from .conditioning import EncoderConditioner
+from .registry import register_family
+from .srflow_config import LEVEL_MAPS, SRFlowConfig
+
+_ATTN_INDEX = {1: 0, 2: 1, 3: 2, 4: 4}  # insertion index in [ActNorm, 1×1 conv, injector, coupling]
+
+
+class SRFlowStep(FlowSequence):
+    """A conditional step: ActNorm → 1×1 conv → affine injector → conditional coupling, with an optional
+    iMap/iTrans at ``position`` (cAttnFlow). Every layer gets the level's features as ``cond``.
+
+    References: Lugmayr et al., "SRFlow", ECCV 2020 (the step); Sukthanker et al., "Generative Flows with
+    Invertible Attentions", CVPR 2022 (§5: attentions inserted after the existing layers, cAttnFlow).
+    """
+
+    contract_exempt = ""  # a concrete step: it carries its own examples
+
+    def __init__(self, channels: int, cfg: SRFlowConfig) -> None:
+        fc = cfg.feature_channels
+        layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1Full(channels),
+                                   AffineInjector(channels, fc, cfg.hidden, cfg.eps),
+                                   CondAffineCoupling(channels, fc, cfg.hidden, cfg.eps)]
+        if cfg.attention != "none":
+            attn = ATTENTIONS[cfg.attention](channels, cond_channels=fc if cfg.attention_cond else 0, mask=cfg.mask,
+                                             mask_seed=cfg.mask_seed, heads=cfg.heads, patches=cfg.patches,
+                                             qk_channels=cfg.qk_channels)
+            layers.insert(_ATTN_INDEX[cfg.position], attn)
+        super().__init__(layers)
+        self.cond_channels = fc
+
+    @classmethod
+    def examples(cls) -> dict[str, LayerExample]:
+        def step(**kw: Any) -> "SRFlowStep":
+            return cls(4, SRFlowConfig(image_shape=(3, 16, 16), levels=1, hidden=8, nf=2, nb=1, heads=2, **kw))
+
+        return {"srflow_step": LayerExample(step, (2, 4, 4, 4), (2, 4, 4, 4)),
+                "cattnflow_imap": LayerExample(lambda: step(attention="imap"), (2, 4, 4, 4), (2, 4, 4, 4)),
+                "cattnflow_itrans_pos3": LayerExample(lambda: step(attention="itrans", position=3), (2, 4, 4, 4),
+                                                      (2, 4, 4, 4))}
+
+
+class SRFlowFeatures(nn.Module):
+    """The RRDB and SRFlow's feature assembly: ``lr`` in [0, 1] → one ``(B, nf·(1+|blocks|), ·, ·)``
+    tensor per level (the level's own map, then the chosen block outputs resized by nearest)."""
+
+    def __init__(self, rrdb: RRDBNet, levels: int, blocks: tuple[int, ...]) -> None:
+        super().__init__()
+        self.rrdb, self.levels, self.blocks = rrdb, levels, tuple(blocks)
+
+    def forward(self, lr: Tensor) -> list[Tensor]:
+        f = self.rrdb.features(lr, self.blocks, half=self.levels >= 4)
+        stacked = torch.cat([f[f"block_{b}"] for b in self.blocks], dim=1)
+        out = []
+        for level in range(1, self.levels + 1):
+            own = f[LEVEL_MAPS[level]]
+            out.append(torch.cat([own, F.interpolate(stacked, size=own.shape[-2:], mode="nearest")], dim=1))
+        return out
+
+
+class SRFlowModel(MultiScaleFlow):
+    """SRFlow (``attention="none"``) or cAttnFlow-iMap / -iTrans for 8× SR (layout: the module docstring).
+
+    ``log_prob(x, cond=lr)``, ``bits_per_dim(hr_uint8, cond=lr)``, ``sample(lr, temperature)`` (model
+    space; latents drawn from N(0, τ²)), ``super_resolve(lr, temperature)`` (uint8), and the exact
+    bijection ``encode(x, lr)`` / ``decode(zs, lr)``. The RRDB is part of the model and trains jointly;
+    with ``freeze_encoder_fraction > 0`` it starts frozen and :meth:`training_hooks` unfreezes it.
+
+    References: Lugmayr et al., "SRFlow: Learning the Super-Resolution Space with Normalizing Flow", ECCV
+    2020; Sukthanker et al., "Generative Flows with Invertible Attentions", CVPR 2022 (cAttnFlow, Table 4).
+    """
+
+    def __init__(self, config: SRFlowConfig | Mapping[str, Any]) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, SRFlowConfig) else SRFlowConfig.from_dict(config)
+        cfg.validate()
+        self.config = cfg
+        self.image_shape = tuple(cfg.image_shape)
+        c, h, w = cfg.image_shape
+        self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
+        self.level_shapes: list[tuple[int, int, int]] = []
+        self.latent_shapes: list[tuple[int, int, int] | None] = []
+        self.keep: list[int] = []
+        for level in range(1, cfg.levels + 1):
+            c, h, w = 4 * c, h // 2, w // 2
+            self.level_shapes.append((c, h, w))
+            if cfg.attention == "itrans":
+                ITrans(c, patches=cfg.patches)._patch_shape(h, w)  # fail at build time, clearly
+            layers: list[FlowLayer] = [Squeeze()]
+            for _ in range(cfg.extra_steps):
+                layers += [ActNorm(c), InvConv1x1Full(c)]
+            layers += [SRFlowStep(c, cfg) for _ in range(cfg.steps)]
+            self.levels.append(FlowSequence(layers))
+            prior: Prior | None
+            if level == cfg.levels:
+                prior, keep, latent = StandardNormal(), 0, (c, h, w)
+            elif cfg.splits(level):
+                keep = c - round(c / 2)
+                prior, latent = SplitGaussianPrior(keep, c - keep), (c - keep, h, w)
+            else:
+                prior, keep, latent = None, c, None
+            self.priors.append(prior)
+            self.keep.append(keep)
+            self.latent_shapes.append(latent)
+            c = keep or c
+        encoder = SRFlowFeatures(RRDBNet(cfg.nf, cfg.nb, cfg.gc, cfg.image_shape[0], cfg.image_shape[0]),
+                                 cfg.levels, cfg.blocks)
+        self._init_conditioning(cfg.feature_channels, EncoderConditioner(encoder))
+        self.register_buffer("encoder_frozen", torch.tensor(cfg.freeze_encoder_fraction > 0))
+        self._frozen_cache: bool | None = None
+
+    # -- the encoder ---------------------------------------------------------------------------------
+    @property
+    def rrdb(self) -> RRDBNet:
+        return self.conditioner.encoder.rrdb
+
+    def is_encoder_frozen(self) -> bool:
+        if self._frozen_cache is None:  # one host read, then cached (reset when a state dict is loaded)
+            self._frozen_cache = bool(self.encoder_frozen)
+        return self._frozen_cache
+
+    def set_encoder_frozen(self, frozen: bool) -> None:
+        self.encoder_frozen.fill_(bool(frozen))
+        self._frozen_cache = bool(frozen)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._frozen_cache = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def training_hooks(self, total_steps: int) -> list[Callable[[int, nn.Module, Any], None]]:
+        """Trainer hooks: unfreeze the RRDB after ``freeze_encoder_fraction · total_steps`` steps (the
+        SRFlow paper's schedule; its released code never freezes). The flag is a buffer, so a resumed run
+        continues in the right phase."""
+        if self.config.freeze_encoder_fraction <= 0:
+            return []
+        at = max(1, round(self.config.freeze_encoder_fraction * total_steps))
+
+        def unfreeze(step: int, model: nn.Module, optimizer: Any) -> None:
+            if step >= at and model.is_encoder_frozen():
+                model.set_encoder_frozen(False)
+
+        return [unfreeze]
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def _lr01(self, lr: Tensor) -> Tensor:
+        dtype = next(self.parameters()).dtype
+        return lr.to(dtype) / 255.0 if lr.dtype == torch.uint8 else lr.to(dtype)
+
+    def check_lr(self, lr: Any, n: int | None = None) -> None:
+        """The LR condition: a ``(B, C, H/8, W/8)`` tensor, uint8 or float in [0, 1], finite."""
+        if not isinstance(lr, Tensor):
+            raise FlowError(f"SRFlow is conditioned on the LR image: pass cond as a tensor, got {type(lr).__name__}")
+        c, h, w = self.config.lr_shape
+        check_image(lr, c, "LR image (cond)")
+        if tuple(lr.shape[2:]) != (h, w):
+            raise FlowError(f"LR image is {lr.shape[2]}×{lr.shape[3]} but the model is built for HR "
+                            f"{h * SCALE}×{w * SCALE}, whose 8× LR is {h}×{w}: LR and HR must be an exact ×8 pair")
+        if n is not None and lr.shape[0] != n:
+            raise FlowError(f"cond has batch size {lr.shape[0]} but the input has {n}")
+        if lr.dtype != torch.uint8:
+            check_finite(lr, "LR image (cond)")
+            if bool((lr < 0).any() or (lr > 1).any()):
+                raise FlowError(f"a float LR image must lie in [0, 1] (SRFlow's convention), got range "
+                                f"[{float(lr.min()):.3g}, {float(lr.max()):.3g}]; pass uint8 or divide by 255")
+
+    def _check_input(self, x: Tensor, cond: Any) -> None:
+        if cond is None:
+            raise FlowError("SRFlow is conditional: pass the LR image as cond (log_prob(hr, cond=lr))")
+        super()._check_input(x, cond)
+        self.check_lr(cond, x.shape[0])
+
+    def _encode_cond(self, cond: Any) -> Any:
+        if cond is None:
+            raise FlowError("SRFlow is conditional: pass the LR image as cond")
+        lr = self._lr01(cond)
+        if self.is_encoder_frozen():
+            with torch.no_grad():
+                return self.conditioner.encode(lr)
+        return self.conditioner.encode(lr)
+
+    # -- sampling --------------------------------------------------------------------------------------
+    def _sample_from(self, enc: Any, n: int, temperature: float) -> Tensor:
+        top = len(self.levels) - 1
+        h = self.priors[top].sample((n, *self.latent_shapes[top]), None, None, temperature)
+        for lvl in reversed(range(len(self.levels))):
+            if lvl < top and self.latent_shapes[lvl] is not None:
+                z = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, None, temperature)
+                h = torch.cat([h, z], dim=1)
+            h = self._level_inverse(lvl, h, enc)
+        return h
+
+    @torch.no_grad()
+    def sample(self, lr: Tensor | int, temperature: float = 1.0, cond: Tensor | None = None) -> Tensor:
+        """Super-resolved samples in model space: ``sample(lr, τ)`` (or ``sample(n, τ, cond=lr)``)."""
+        if isinstance(lr, Tensor):
+            cond = lr
+        if cond is None:
+            raise FlowError("SRFlow samples are conditioned on an LR image: call sample(lr, temperature)")
+        self.check_lr(cond, None if isinstance(lr, Tensor) else int(lr))
+        if not temperature >= 0:
+            raise FlowError(f"temperature must be >= 0, got {temperature}")
+        return self._sample_from(self._encode_cond(cond), cond.shape[0], float(temperature))
+
+    @torch.no_grad()
+    def super_resolve(self, lr: Tensor, temperature: float | Sequence[float] = 0.8) -> Tensor | list[Tensor]:
+        """uint8 SR images of ``lr`` at one temperature, or a list over several (the encoder runs once)."""
+        self.check_lr(lr)
+        temps = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
+        if any(not t >= 0 for t in temps):
+            raise FlowError(f"temperatures must be >= 0, got {temps}")
+        enc = self._encode_cond(lr)
+        out = [self.to_uint8(self._sample_from(enc, lr.shape[0], float(t))) for t in temps]
+        return out[0] if isinstance(temperature, (int, float)) else out
+
+
+register_family("srflow", SRFlowConfig, SRFlowModel)

@@ -1,0 +1,101 @@
+"""The configuration of SRFlow / cAttnFlow (the ``srflow`` family; the model is in :mod:`.srflow`)."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..attention import ATTENTION_KINDS, POSITIONS
+from ..attention.masks import MASK_KINDS
+from ..core.errors import FlowError
+from ..nn.rrdb import SCALE
+
+LEVEL_MAPS = {1: "fea_up4", 2: "fea_up2", 3: "fea_up1", 4: "fea_up0"}  # 8× SR: level l sees the 8/2^l map
+
+
+@dataclass
+class SRFlowConfig:
+    """Configuration of SRFlow / cAttnFlow (JSON-friendly; the defaults are SRFlow's CelebA 8× L4 K16)."""
+
+    family: ClassVar[str] = "srflow"
+
+    image_shape: tuple[int, int, int] = (3, 160, 160)  # HR; the LR input is (C, H/8, W/8)
+    levels: int = 4
+    steps: int = 16
+    hidden: int = 64
+    extra_steps: int = 2
+    nf: int = 64
+    nb: int = 8
+    gc: int = 32
+    rrdb_blocks: tuple[int, ...] | None = None  # None: every other block ending with the last (1, 3, 5, 7)
+    eps: float = 1e-4
+    correct_splits: bool = False
+    attention: str = "none"
+    position: int = 4
+    heads: int = 5
+    patches: int = 4
+    mask: str = "checkerboard"
+    mask_seed: int = 0
+    qk_channels: int | None = None
+    attention_cond: bool = True
+    freeze_encoder_fraction: float = 0.0
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        if self.rrdb_blocks is not None:
+            return tuple(int(b) for b in self.rrdb_blocks)
+        return tuple(range(1, self.nb, 2)) if self.nb > 1 else (0,)
+
+    @property
+    def feature_channels(self) -> int:
+        return self.nf * (1 + len(self.blocks))
+
+    @property
+    def lr_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.image_shape
+        return c, h // SCALE, w // SCALE
+
+    def splits(self, level: int) -> bool:
+        """Whether 1-based ``level`` factors out half its channels (the reference's rule unless corrected)."""
+        return level < self.levels if self.correct_splits else level < self.levels - 1
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SRFlowConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise FlowError(f"unknown srflow config key(s) {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        for key in ("image_shape", "rrdb_blocks"):
+            if d.get(key) is not None:
+                d[key] = tuple(int(v) for v in d[key])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        d["rrdb_blocks"] = None if self.rrdb_blocks is None else list(self.rrdb_blocks)
+        return d
+
+    def validate(self) -> None:
+        for name, value, options in (("attention", self.attention, ATTENTION_KINDS),
+                                     ("position", self.position, POSITIONS), ("mask", self.mask, MASK_KINDS)):
+            if value not in options:
+                raise FlowError(f"config.{name}={value!r} is not one of {options}")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise FlowError(f"config.image_shape must be (C, H, W), got {self.image_shape}")
+        for name in ("levels", "steps", "hidden", "nf", "nb", "gc", "heads", "patches"):
+            if int(getattr(self, name)) < 1:
+                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+        if self.levels > len(LEVEL_MAPS):
+            raise FlowError(f"8× SRFlow has encoder maps for {len(LEVEL_MAPS)} levels; got levels={self.levels}")
+        _, h, w = self.image_shape
+        unit = max(SCALE, 2 ** self.levels)
+        if h % unit or w % unit:
+            raise FlowError(f"an HR image of {h}×{w} does not fit 8× SR with {self.levels} levels: height and "
+                            f"width must be multiples of {unit} (LR = HR/8, level l = HR/2^l)")
+        if self.extra_steps < 0 or not 0 <= self.freeze_encoder_fraction < 1 or not self.eps > 0:
+            raise FlowError("config.extra_steps must be >= 0, freeze_encoder_fraction in [0, 1) and eps > 0")
+        if not self.blocks or any(not 0 <= b < self.nb for b in self.blocks):
+            raise FlowError(f"config.rrdb_blocks={self.rrdb_blocks} must name blocks in 0..{self.nb - 1}")
