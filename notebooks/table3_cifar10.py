@@ -44,6 +44,6 @@ from attnflow_core.repro.plots import tile_images
 
 out = results_dir(profile, results_root)
 ours = df[df["source"].str.startswith("ours")]
-tile_images([(f"{r.method} {r.trained}: FID {r.fid:.1f} (T=1)" if r.trained else f"{r.method}: FID {r.fid:.1f}",
-              out / r.samples) for r in ours.itertuples()],
+tile_images([(f"trained {r.trained}: FID {r.fid:.1f} at T = 1" if r.trained else f"FID {r.fid:.1f}", out / r.samples)
+             for r in ours.itertuples()],
             out / "table3_cifar10.png", f"Table 3 ({profile} profile): CIFAR-10 samples")

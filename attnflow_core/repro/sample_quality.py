@@ -175,7 +175,8 @@ class SampleQuality:
         images = images[:self.n_samples]
         scores = self.score(images, extractor, ref, logits_net)
         rel = f"samples/{ctx.key}-quality.png"
-        save_image_panels({what: images[:self.grid]}, ctx.out_dir / rel, ctx.spec.get("label", ctx.key))
+        shown = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.seed))[:self.grid]
+        save_image_panels({what: images[shown]}, ctx.out_dir / rel, ctx.spec.get("label", ctx.key))
         return {**scores, **self._provenance(extractor, ref, is_note), "fid_images": what,
                 "sample_quality": {"settings": self.settings(), "reference_seconds": ref.seconds},
                 "sample_grid": rel}

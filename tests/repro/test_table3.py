@@ -52,7 +52,7 @@ def test_every_row_of_the_papers_table_is_shown_once():
                                                          "iResNet-iCon"]
     ours = df[df["source"] == "ours (smoke)"].iloc[0]
     assert ours["KID (T=1)"] == "0.5000 ± 0.1000" and ours["IS (T=1)"] == "n/a"
-    assert (df["paper_fid"] == 37.1).sum() == 1 and not (df.astype(str) == "nan").any().any()
+    assert (df["paper_fid"] == 37.1).sum() == 1 and not (df[t.columns()].astype(str) == "nan").any().any()
 
 
 def _tiny_model():

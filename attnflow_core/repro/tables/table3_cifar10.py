@@ -212,8 +212,9 @@ class Table3(TableSpec):
                          "paper_params_M": p.get("params_M"), "paper_bpd": p.get("bpd"), "paper_fid": p.get("fid"),
                          "paper_is": p.get("is"), "paper_kid": p.get("kid"), "paper_note": p.get("note", "")})
         df = pd.DataFrame(rows + list(by_row.values()))  # rows not in the paper's table (real data) last
-        if "train_steps" in df:
-            df["train_steps"] = df["train_steps"].astype("Int64")
+        if "train_steps" in df:  # ints (not 50.0) where trained, NaN elsewhere
+            df["train_steps"] = pd.Series([int(v) if pd.notna(v) else math.nan for v in df["train_steps"]],
+                                          dtype=object)
 
         def pm(v, s, digits):
             return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f} ± {s:.{digits}f}"
@@ -224,7 +225,12 @@ class Table3(TableSpec):
             trained = df["source"].str.startswith("ours")
             df["IS (T=1)"] = [("n/a" if t else "") if v is None or (isinstance(v, float) and math.isnan(v))
                               else f"{v:.2f} ± {s:.2f}" for v, s, t in zip(df["is"], df["is_std"], trained)]
-        return df.astype(object).where(df.notna(), "")  # blank, not "nan", where a row has no number
+        shown = self.columns()
+        for c in shown:
+            if c not in df:
+                df[c] = math.nan
+        df[shown] = df[shown].astype(object).where(df[shown].notna(), "")  # blank, not "nan", in the table
+        return df
 
     def note(self, df, profile: str) -> str:
         """What the sample-quality columns mean, from the records themselves."""
@@ -241,7 +247,7 @@ class Table3(TableSpec):
                 f"the lowest FID, "
                 f"selected on the same samples (slightly optimistic). KID: mean ± std over subsets (Bińkowski et "
                 f"al.). Test bits/dim over `n_test` test images. "
-                + (f"IS: {'; '.join(is_notes)}. " if is_notes else "")
+                + (f"{'; '.join(is_notes)}. " if is_notes else "")
                 + "Paper rows without our numbers are quoted from the paper's Table 3; (*) values are the "
                 f"ICML-workshop mARFlow's, as the paper marks them. `trained` is the (L, K, C) we trained "
                 f"({profile} profile); `setting` the paper's.")
