@@ -63,14 +63,30 @@ def _tiny_model():
     return m.eval()
 
 
-def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch):
+class _UniformClassifier(torch.nn.Module):
+    """Stands in for the downloaded 1008-way classifier: uint8 images in, a tuple with all-zero logits
+    out (uniform p(y|x), so IS = 1 exactly), the interface of torch-fidelity's extractor."""
+
+    def forward(self, x):
+        assert x.dtype == torch.uint8 and x.shape[1] == 3
+        return (torch.zeros(x.shape[0], 1008),)
+
+
+def test_the_is_network_interface_offline():
+    """torch-fidelity's classifier network (our pool3 weights, zero classifier) through inception_logits."""
+    from attnflow_core.metrics import inception_logits
     from attnflow_core.metrics.crosscheck import torch_fidelity_network
+
+    z = inception_logits(torch_fidelity_network(("logits_unbiased",)), torch.zeros(1, 1, 8, 8, dtype=torch.uint8),
+                         progress=False)
+    assert z.shape == (1, 1008) and np.all(z == 0)
+
+
+def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch):
     from attnflow_core.repro import sample_quality
 
-    # the IS path, offline: torch-fidelity's classifier network with our pool3 weights and a zero
-    # classifier (uniform p(y|x), so IS = 1 exactly) stands in for the downloaded one
-    monkeypatch.setattr(sample_quality, "load_logits_network", lambda: torch_fidelity_network(("logits_unbiased",)))
-    q = SampleQuality(n_samples=4, temperatures=(1.0, 0.5), inception_size=75, ref_count=6, kid_subset_size=3,
+    monkeypatch.setattr(sample_quality, "load_logits_network", _UniformClassifier)
+    q = SampleQuality(n_samples=3, temperatures=(1.0, 0.5), inception_size=75, ref_count=6, kid_subset_size=2,
                       kid_subsets=3, is_splits=2, grid=4)
     out = tmp_path / "results" / "smoke"
     ctx = CellContext(TABLES["table2_mnist"], {"dataset": "digits", "label": "tiny"}, "tiny-key", "smoke", out)
