@@ -2,8 +2,10 @@
 
     python benchmarks/bench_attention.py --scale cpu      # a few minutes on a laptop CPU
     python benchmarks/bench_attention.py --scale paper    # MNIST L=3 K=4 C=96, for a GPU
+    python benchmarks/bench_attention.py --scale smoke    # under a minute: checks that it runs
 
-Part 1 (supp. Table 1): for the mARFlow backbone alone, with iMap and with iTrans (positions 3
+Part 1 (supp. Table 1; the timing code lives in attnflow_core.repro.timing, shared with the
+supp_table1_timings notebook): for the mARFlow backbone alone, with iMap and with iTrans (positions 3
 and 4, the paper's best; iTrans with 1 and 5 heads), the median training-step time (forward +
 backward + optimiser step) after warm-up, log_prob time, sampling time for a batch and peak
 memory, with ratios to the backbone beside the paper's.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -32,147 +33,32 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from attnflow_core import FlowModel, paper_config  # noqa: E402
+from attnflow_core import FlowModel  # noqa: E402
 from attnflow_core.core.io import save_figure, write_text  # noqa: E402
 from attnflow_core.data import load_dataset  # noqa: E402
 from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
+from attnflow_core.repro.timing import (  # noqa: E402
+    PAPER_TEST_S,
+    PAPER_TRAIN_DAYS,
+    SCALES,
+    VARIANTS,
+    measure_memory,
+    measure_timings,
+    run_isolated,
+    sync,
+    timing_args,
+)
 from attnflow_core.training import pick_device, warmup_factor  # noqa: E402
 
-PAPER_TRAIN = {"backbone": 2.5, "imap": 3.0, "itrans": 5.0}  # GPU-days, supp. Table 1 (CIFAR)
-PAPER_TEST = {"backbone": 0.48, "imap": 0.50, "itrans": 0.61}  # s per image
-
-SCALES = {
-    "cpu": {
-        "model": dict(backbone="marflow", coupling="mixlogistic", image_shape=(3, 32, 32), levels=3, steps=1,
-                      hidden=32, blocks=2, components=8, dropout=0.0, prior_hidden=16, prior_layers=2),
-        "batch": 16, "sample_batch": 4, "warmup": 2, "repeats": 15,
-        "glow": dict(levels=2, steps=4, hidden=64, dataset="mnist", convention="standard", batch=32, train_steps=300,
-                     test_images=2000),
-    },
-    "paper": {
-        "model": paper_config(image_shape=(3, 32, 32)).to_dict(),
-        "batch": 32, "sample_batch": 16, "warmup": 5, "repeats": 20,
-        "glow": dict(levels=3, steps=4, hidden=96, dataset="mnist", convention="padded", batch=32, train_steps=2000,
-                     test_images=10000),
-    },
+# part 2 (ours vs normflows' Glow) per scale; part 1's model and timing settings are the package's SCALES
+GLOW = {
+    "smoke": dict(levels=2, steps=2, hidden=32, dataset="mnist", convention="standard", batch=32, train_steps=50,
+                  test_images=500),
+    "cpu": dict(levels=2, steps=4, hidden=64, dataset="mnist", convention="standard", batch=32, train_steps=300,
+                test_images=2000),
+    "paper": dict(levels=3, steps=4, hidden=96, dataset="mnist", convention="padded", batch=32, train_steps=2000,
+                  test_images=10000),
 }
-VARIANTS = [("backbone", "none", 4, 1), ("iMap pos-3", "imap", 3, 1), ("iMap pos-4", "imap", 4, 1),
-            ("iTrans pos-3 h1", "itrans", 3, 1), ("iTrans pos-3 h5", "itrans", 3, 5),
-            ("iTrans pos-4 h1", "itrans", 4, 1), ("iTrans pos-4 h5", "itrans", 4, 5)]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM"):
-                return int(line.split()[1]) / 1024
-    return math.nan
-
-
-def _setup_device(args: dict) -> torch.device:
-    torch.manual_seed(0)
-    if args["threads"]:
-        torch.set_num_threads(args["threads"])
-    device = torch.device(args["device"])
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = args["tf32"]
-        torch.backends.cudnn.allow_tf32 = args["tf32"]
-    return device
-
-
-def _build(args: dict, variant: tuple, device: torch.device):
-    name, attn, pos, heads = variant
-    cfg = dict(args["model"], attention=attn, position=pos, heads=heads)
-    model = FlowModel(cfg).to(device)
-    if args["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    x = torch.randint(0, 256, (args["batch"], *cfg["image_shape"]), dtype=torch.uint8, device=device)
-    model.train()
-    model.bits_per_dim(x)  # ActNorm init
-    opt = torch.optim.Adamax(model.parameters(), lr=1e-4)
-    loss_fn = torch.compile(model.bits_per_dim) if args["compile"] else model.bits_per_dim
-
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss_fn(x).mean().backward()
-        opt.step()
-
-    xm = model.dequantize(x)
-
-    @torch.no_grad()
-    def log_prob():
-        model.eval()
-        model.log_prob(xm)
-        model.train()
-
-    @torch.no_grad()
-    def sample():
-        model.eval()
-        model.sample(args["sample_batch"], 0.7)
-        model.train()
-
-    return model, {"train_step_s": step, "log_prob_s": log_prob, "sample_batch_s": sample}
-
-
-def _timed(fn, device) -> float:
-    _sync(device)
-    t0 = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - t0
-
-
-def measure_timings(args: dict) -> list[dict]:
-    """All variants in one process, timed round-robin so drift in machine speed hits all alike.
-
-    Each round times every variant once; a variant's ratio to the backbone is the median over
-    rounds of the per-round ratio."""
-    device = _setup_device(args)
-    built = [(v, *_build(args, v, device)) for v in VARIANTS]
-    raw = {v[0]: {k: [] for k in ("train_step_s", "log_prob_s", "sample_batch_s")} for v in VARIANTS}
-    for kind, rounds in (("train_step_s", args["repeats"]), ("log_prob_s", args["repeats"]),
-                         ("sample_batch_s", max(3, args["repeats"] // 2))):
-        for _v, _, fns in built:  # warm-up
-            for _ in range(args["warmup"] if kind == "train_step_s" else 1):
-                fns[kind]()
-        for _ in range(rounds):
-            for v, _, fns in built:
-                raw[v[0]][kind].append(_timed(fns[kind], device))
-    rows = []
-    base = raw[VARIANTS[0][0]]
-    for v, model, _ in built:
-        r = {"variant": v[0], "attention": v[1], "position": v[2], "heads": v[3], "params": model.num_parameters(),
-             "batch": args["batch"], "sample_batch": args["sample_batch"]}
-        for kind, times in raw[v[0]].items():
-            r[kind] = statistics.median(times)
-            r[kind[:-2] + "_ratio"] = statistics.median(t / b for t, b in zip(times, base[kind]))
-        rows.append(r)
-    return rows
-
-
-def measure_memory(args: dict) -> float:
-    """Peak memory of two training steps of one variant (own process on the CPU)."""
-    device = _setup_device(args)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    _, fns = _build(args, args["variant"], device)
-    fns["train_step_s"]()
-    fns["train_step_s"]()
-    _sync(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _peak_rss_mb()
-
-
-def _run(fn, args: dict, isolate: bool) -> dict:
-    if not isolate:
-        return fn(args)
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(fn, (args,))
 
 
 # ---------------------------------------------------------------------------------- normflows
@@ -238,14 +124,14 @@ def train_glow_pair(args: dict) -> list[dict]:
             opt = opts[k]
             for group in opt.param_groups:
                 group["lr"] = 1e-3 * warmup_factor(step, 50)
-            _sync(device)
+            sync(device)
             t0 = time.perf_counter()
             loss = bpd(log_prob(xb)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
             opt.step()
-            _sync(device)
+            sync(device)
             times[k].append(time.perf_counter() - t0)
             losses[k].append(float(loss.detach()))
     rows = []
@@ -285,7 +171,6 @@ def main(argv=None) -> int:
     import pandas as pd
 
     device = pick_device(a.device)
-    sc = SCALES[a.scale]
     isolate = device.type == "cpu"
     meta = {"scale": a.scale, "device": str(device), "hardware": hardware_label(device), "torch": torch.__version__,
             "commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M"), "compile": a.compile,
@@ -295,20 +180,20 @@ def main(argv=None) -> int:
     print(f"benchmarks: {meta}", flush=True)
 
     if not a.skip_attention:
-        args = dict(model=sc["model"], batch=sc["batch"], sample_batch=sc["sample_batch"], warmup=sc["warmup"],
-                    repeats=sc["repeats"], device=str(device), threads=a.threads, compile=a.compile,
-                    channels_last=a.channels_last, tf32=not a.no_tf32)
-        rows = _run(measure_timings, args, isolate)
+        args = timing_args(a.scale, device, a.threads, VARIANTS, compile=a.compile, channels_last=a.channels_last,
+                           tf32=not a.no_tf32)
+        rows = run_isolated(measure_timings, args, isolate)
         for r, v in zip(rows, VARIANTS):
-            r["peak_mem_mb"] = _run(measure_memory, dict(args, variant=v), isolate)
+            r["peak_mem_mb"] = run_isolated(measure_memory, dict(args, variant=v), isolate)
             r["peak_mem_kind"] = "cuda max allocated" if device.type == "cuda" else "process peak RSS"
             print(f"  {r['variant']:17s} step {r['train_step_s'] * 1e3:8.1f} ms   log_prob {r['log_prob_s'] * 1e3:8.1f} ms   "
                   f"sample {r['sample_batch_s']:7.2f} s   peak {r['peak_mem_mb']:8.0f} MB", flush=True)
         df = pd.DataFrame(rows)
         df["peak_mem_ratio"] = df["peak_mem_mb"] / df["peak_mem_mb"].iloc[0]
-        df["paper_train_ratio"] = df["attention"].map(lambda k: PAPER_TRAIN.get(k if k != "none" else "backbone")) / PAPER_TRAIN["backbone"]
-        df["paper_test_ratio"] = df["attention"].map(lambda k: PAPER_TEST.get(k if k != "none" else "backbone")) / PAPER_TEST["backbone"]
-        df["model"] = str({k: v for k, v in sc["model"].items() if k != "image_shape"}) + f" on {sc['model']['image_shape']}"
+        model = SCALES[a.scale]["model"]
+        df["paper_train_days"] = df["attention"].map(PAPER_TRAIN_DAYS)
+        df["paper_test_s"] = df["attention"].map(PAPER_TEST_S)
+        df["model"] = str({k: v for k, v in model.items() if k != "image_shape"}) + f" on {model['image_shape']}"
         for k, v in meta.items():
             df[k] = v
         write_text(out / f"attention_cost_{tag}.csv", df.to_csv(index=False))
@@ -317,8 +202,8 @@ def main(argv=None) -> int:
                   "sample_batch_ratio", "peak_mem_ratio"]].round(3).to_string(index=False), flush=True)
 
     if not a.skip_normflows:
-        rows = _run(train_glow_pair, dict(glow=sc["glow"], device=str(device), threads=a.threads,
-                                          data_root=a.data_root), isolate)
+        rows = run_isolated(train_glow_pair, dict(glow=GLOW[a.scale], device=str(device), threads=a.threads,
+                                                  data_root=a.data_root), isolate)
         df = pd.DataFrame(rows)
         for r in rows:
             print(f"  {r['impl']:14s} step {r['median_step_s'] * 1e3:7.1f} ms   test bpd {r['test_bpd']:.4f}   "

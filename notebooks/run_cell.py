@@ -37,7 +37,7 @@ if threads:
     torch.set_num_threads(int(threads))
 spec = get_table(table).find_cell(profile, cell)
 print(spec["label"])
-print(json.dumps(spec["model"], indent=1))
+print(json.dumps(spec.get("model", {}), indent=1))  # measured cells (real data) have no model
 
 # %%
 record = run_cell(spec, profile, results_root=results_root, data_root=data_root, force=force)

@@ -13,7 +13,9 @@ from .errors import (
                      ConvergenceError,
                      DataError,
                      DataNotFoundError,
+                     FeatureNetworkError,
                      FlowError,
+                     MetricError,
                      NonFiniteError,
                      TrainingConfigError,
                      TrainingError,
@@ -24,8 +26,8 @@ from .registry import Registry, UnknownNameError
 
 __all__ = [
     "check_cond", "check_finite", "check_image",
-    "AttnflowError", "CheckpointError", "ConvergenceError", "DataError", "DataNotFoundError", "FlowError",
-    "NonFiniteError", "TrainingConfigError", "TrainingError",
+    "AttnflowError", "CheckpointError", "ConvergenceError", "DataError", "DataNotFoundError",
+    "FeatureNetworkError", "FlowError", "MetricError", "NonFiniteError", "TrainingConfigError", "TrainingError",
     "LAYER_CLASSES", "FlowLayer", "FlowSequence", "LayerExample", "registered_layers",
     "count_parameters", "flatten_latents", "sum_except_batch", "Registry", "UnknownNameError",
 ]

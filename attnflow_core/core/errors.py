@@ -40,3 +40,12 @@ class CheckpointError(TrainingError):
 
 class ConvergenceError(FlowError, ArithmeticError):
     """An iterative inverse did not converge within its iteration limit."""
+
+
+class MetricError(AttnflowError, ValueError):
+    """A metric cannot be computed as asked (too few samples for a KID subset, mismatched feature sizes)."""
+
+
+class FeatureNetworkError(AttnflowError, RuntimeError):
+    """A feature network (the Inception used by FID / KID / IS) is missing, fails its checksum or cannot
+    be fetched; the message says which file was looked for and how to install it."""

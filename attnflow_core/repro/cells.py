@@ -46,6 +46,8 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     table = TABLES[spec["table"]]
     out = results_dir(profile, results_root)
     key = cell_key(spec)
+    if table.is_measured(spec):
+        return _measure_cell(table, spec, profile, key, out, data_root)
     data = table.load_data(spec, profile, None if data_root is None else str(data_root))
     tcfg = table.train_config(spec)
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
@@ -79,6 +81,20 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     return record
 
 
+def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str, out, data_root) -> dict[str, Any]:
+    """A cell that is measured, not trained: its record, written like a trained cell's."""
+    ctx = CellContext(table, spec, key, profile, out)
+    metrics = table.measure(spec, ctx, None if data_root is None else str(data_root))
+    record = {
+        "key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
+        **metrics, "hardware": metrics.get("hardware", hardware_label()), "torch": torch.__version__,
+        "code_hash": code_hash(), "commit": git_commit(),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json(out / "cells" / f"{key}.json", record)
+    return record
+
+
 def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
             run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True):
     """A DataFrame with one row per cell of ``table`` (running missing cells if asked)."""
@@ -92,7 +108,8 @@ def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLik
             if not run_missing:
                 raise FileNotFoundError(f"cell {spec['label']!r} of {t.name} ({profile}) has no result yet")
             rec = run_cell(spec, profile, results_root, data_root=data_root, progress=progress)
-        rows.append(t.row(spec, rec))
+        row = t.row(spec, rec)
+        rows.extend(row if isinstance(row, list) else [row])
     return pd.DataFrame(rows)
 
 

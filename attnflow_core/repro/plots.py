@@ -109,3 +109,44 @@ def save_sample_grid(model, path: str | Path, temperatures: tuple[float, ...], t
     fig.suptitle(title, fontsize=9)
     save_figure(path, fig, dpi=110)
     plt.close(fig)
+
+
+def save_image_panels(panels: dict[str, torch.Tensor], path: str | Path, title: str) -> None:
+    """One grid of uint8 images ``(N, C, H, W)`` per entry, side by side; an entry holding the same
+    tensor as an earlier one is drawn once (e.g. when the best temperature is T = 1)."""
+    import math
+
+    from torchvision.utils import make_grid
+
+    plt = _plt()
+    uniq: dict[str, torch.Tensor] = {}
+    for name, imgs in panels.items():
+        if not any(imgs is v for v in uniq.values()):
+            uniq[name] = imgs
+    fig, axes = plt.subplots(1, len(uniq), figsize=(3.4 * len(uniq), 3.7), squeeze=False)
+    for ax, (name, imgs) in zip(axes[0], uniq.items()):
+        grid = make_grid(imgs.float() / 255.0, nrow=int(math.ceil(math.sqrt(len(imgs)))), padding=1, pad_value=1.0)
+        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    save_figure(path, fig, dpi=110)
+    plt.close(fig)
+
+
+def tile_images(files: list[tuple[str, str | Path]], path: str | Path, title: str, cols: int = 2):
+    """Saved pictures (``(caption, file)``), tiled into one figure (e.g. every row's sample grids)."""
+    import matplotlib.image as mpimg
+
+    plt = _plt()
+    rows = max(1, -(-len(files) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols, 3.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (caption, f) in zip(axes.flat, files):
+        ax.imshow(mpimg.imread(str(f)))
+        ax.set_title(caption, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(path, fig, dpi=110)
+    return fig

@@ -65,6 +65,7 @@ class TableSpec:
     description: str = ""
     order: int = 100
     has_cells: bool = True
+    trains: bool = True  # False: a cell is a measurement (a benchmark), made by :meth:`measure`, not trained
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
 
     # -- the grid -----------------------------------------------------------------------------
@@ -105,8 +106,17 @@ class TableSpec:
     def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:
         raise NotImplementedError
 
-    def row(self, spec: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-        """One table row from a cell's spec and its result record."""
+    def is_measured(self, spec: dict[str, Any]) -> bool:
+        """Whether a cell is measured by :meth:`measure` instead of trained (default: ``not trains``)."""
+        return not self.trains
+
+    def measure(self, spec: dict[str, Any], ctx: CellContext, data_root: str | None) -> dict[str, Any]:
+        """The numbers of a cell that is not trained (a benchmark, the scores of real data), cached in
+        the cell's record like a trained cell's metrics."""
+        raise NotImplementedError
+
+    def row(self, spec: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
+        """The table row (or rows) of a cell, from its spec and its result record."""
         raise NotImplementedError
 
     # -- the notebook ------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""Table 3 and supp. Table 1: the paper profile is the paper's settings, rows are model configs with a
+family, the sample-quality evaluator works on any model with ``sample``/``to_uint8`` and says why IS is
+missing, measured cells (timings, real data) are cached like trained ones, bad input fails clearly."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from attnflow_core import FlowModel
+from attnflow_core.core import DataNotFoundError, FeatureNetworkError, MetricError
+from attnflow_core.models import make_config
+from attnflow_core.repro import TABLES, CellContext, CellData, collect, load_cell, run_cell
+from attnflow_core.repro.sample_quality import SampleQuality, draw_samples
+
+
+def test_paper_profile_is_the_papers_setting():
+    cells = TABLES["table3_cifar10"].cells("paper")
+    trained = [c for c in cells if c["family"] != "data"]
+    assert [(c["method"], c["model"]["hidden"]) for c in trained] == [
+        ("mARFlow", 96), ("AttnFlow-iMap", 96), ("AttnFlow-iTrans", 96),
+        ("mARFlow", 256), ("AttnFlow-iMap", 256), ("AttnFlow-iTrans", 256)]
+    for c in trained:
+        m = c["model"]
+        assert m["family"] == "multiscale" and (m["levels"], m["steps"]) == (3, 4) and m["coupling"] == "mixlogistic"
+        assert make_config(m).image_shape == (3, 32, 32)
+        assert (c["train"]["steps"], c["train"]["batch_size"]) == (90_000, 32)  # supplement §4
+        assert c["data"] == {"limit_train": None, "limit_test": None}  # the whole test split for bits/dim
+        q = c["evaluators"]["sample_quality"]
+        assert q["n_samples"] == 10_000 and q["inception_size"] == 299 and q["ref_count"] is None
+        assert 1.0 in q["temperatures"] and q["kid_subset_size"] == 1000
+    real = [c for c in cells if c["family"] == "data"]
+    assert len(real) == 1 and real[0]["data"]["limit"] == 10_000
+
+
+def test_smoke_profile_is_small_and_labelled():
+    t = TABLES["table3_cifar10"]
+    for c in t.cells("smoke"):
+        q = c["evaluators"]["sample_quality"]
+        assert q["n_samples"] <= 2000 and q["kid_subset_size"] <= min(q["n_samples"], q["ref_count"])
+    assert "not comparable" in t.smoke_note
+
+
+def test_every_row_of_the_papers_table_is_shown_once():
+    import pandas as pd
+
+    t = TABLES["table3_cifar10"]
+    df = t.assemble(pd.DataFrame([{"method": "AttnFlow-iMap", "setting": "L3 K4 C96", "source": "ours (smoke)",
+                                   "kid": 0.5, "kid_std": 0.1, "kid_best": 0.4, "kid_std_best": 0.1, "is": None,
+                                   "is_std": None}]), "smoke")
+    assert len(df) == 12 and list(df["method"][:6]) == ["DCGAN", "Glow", "Flow++", "Residual Flow", "iResNet-iDP",
+                                                         "iResNet-iCon"]
+    ours = df[df["source"] == "ours (smoke)"].iloc[0]
+    assert ours["KID (T=1)"] == "0.5000 ± 0.1000" and ours["IS (T=1)"] == "n/a"
+    assert (df["paper_fid"] == 37.1).sum() == 1 and not (df[t.columns()].astype(str) == "nan").any().any()
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    m = FlowModel(dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8))
+    m.train()
+    m.log_prob(torch.rand(16, 1, 8, 8) - 0.5)  # ActNorm's initialisation
+    return m.eval()
+
+
+class _UniformClassifier(torch.nn.Module):
+    """Stands in for the downloaded 1008-way classifier: uint8 images in, a tuple with all-zero logits
+    out (uniform p(y|x), so IS = 1 exactly), the interface of torch-fidelity's extractor."""
+
+    def forward(self, x):
+        assert x.dtype == torch.uint8 and x.shape[1] == 3
+        return (torch.zeros(x.shape[0], 1008),)
+
+
+def test_the_is_network_interface_offline():
+    """torch-fidelity's classifier network (our pool3 weights, zero classifier) through inception_logits."""
+    from attnflow_core.metrics import inception_logits
+    from attnflow_core.metrics.crosscheck import torch_fidelity_network
+
+    z = inception_logits(torch_fidelity_network(("logits_unbiased",)), torch.zeros(1, 1, 8, 8, dtype=torch.uint8),
+                         progress=False)
+    assert z.shape == (1, 1008) and np.all(z == 0)
+
+
+def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch):
+    from attnflow_core.repro import sample_quality
+
+    monkeypatch.setattr(sample_quality, "load_logits_network", _UniformClassifier)
+    q = SampleQuality(n_samples=3, temperatures=(1.0, 0.5), inception_size=75, ref_count=6, kid_subset_size=2,
+                      kid_subsets=3, is_splits=2, grid=4)
+    out = tmp_path / "results" / "smoke"
+    ctx = CellContext(TABLES["table2_mnist"], {"dataset": "digits", "label": "tiny"}, "tiny-key", "smoke", out)
+    rec = q(_tiny_model(), CellData(train=None, test=None), ctx)
+    sweep = rec["sample_quality"]["sweep"]
+    assert [s["temperature"] for s in sweep] == [1.0, 0.5]
+    assert rec["fid"] == sweep[0]["fid"] and rec["fid_best"] == min(s["fid"] for s in sweep) > 0
+    assert rec["best_temperature"] in (1.0, 0.5) and rec["kid_std"] >= 0
+    assert rec["is"] == pytest.approx(1.0) and rec["is_std"] == pytest.approx(0.0) and rec["is_note"] == ""
+    assert not rec["fid_standard_features"] and "75×75" in rec["fid_network"]
+    assert (out / rec["sample_grid"]).is_file()
+    assert list((tmp_path / "runs" / "inception_stats").glob("digits-train-n6-*.npz"))  # cached beside the runs
+    json.dumps(rec)  # a cell record must be JSON
+
+
+def test_is_is_na_with_the_reason_when_the_classifier_cannot_be_had(monkeypatch):
+    from attnflow_core.repro import sample_quality
+
+    def no_classifier():
+        raise FeatureNetworkError("weights not cached and github.com unreachable (test)")
+
+    monkeypatch.setattr(sample_quality, "load_logits_network", no_classifier)
+    net, note = SampleQuality(n_samples=2000)._logits_net()
+    assert net is None and note == "IS n/a: weights not cached and github.com unreachable (test)"
+
+
+def test_samples_are_seeded_and_leave_the_rng_alone():
+    m = _tiny_model()
+    state = torch.get_rng_state()
+    a = draw_samples(m, 5, 0.7, batch=2, seed=3)
+    assert torch.equal(state, torch.get_rng_state())
+    assert a.dtype == torch.uint8 and a.shape == (5, 1, 8, 8) and torch.equal(a, draw_samples(m, 5, 0.7, batch=2, seed=3))
+    assert not torch.equal(a, draw_samples(m, 5, 0.7, batch=2, seed=4))
+
+
+def test_sample_quality_settings_are_checked_before_any_work():
+    with pytest.raises(MetricError, match=r"KID needs at least subset_size=1000 features in each set, got 500"):
+        SampleQuality(n_samples=500)
+    with pytest.raises(MetricError, match="subset_size=100 .* got 200 and 50"):
+        SampleQuality(n_samples=200, ref_count=50, kid_subset_size=100)
+    with pytest.raises(MetricError, match="must include 1.0"):
+        SampleQuality(n_samples=2000, temperatures=(0.7,))
+
+
+def test_missing_cifar10_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
+    import torchvision
+
+    def offline(*a, **k):
+        raise RuntimeError("no network (test)")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    t = TABLES["table3_cifar10"]
+    with pytest.raises(DataNotFoundError, match=r"looked for .*cifar10_train.npz.*ATTNFLOW_DATA.*no network"):
+        t.load_data(t.cells("smoke")[0], "smoke", str(tmp_path))
+
+
+def test_measured_cells_are_cached_and_expand_to_rows(tmp_path, monkeypatch):
+    t = TABLES["supp_table1_timings"]
+    calls = []
+    fake = [{"variant": n, "attention": a, "position": 4, "heads": 5, "params": 10, "batch": 8, "sample_batch": 8,
+             "rounds": 3, "train_step_s": 0.1 * (i + 1), "train_step_ratio": 1.0 + i, "log_prob_s": 0.08,
+             "log_prob_ratio": 1.0, "sample_batch_s": 0.8, "sample_batch_ratio": 1.0}
+            for i, (n, a) in enumerate([("mARFlow", "none"), ("AttnFlow-iMap", "imap"), ("AttnFlow-iTrans", "itrans")])]
+    monkeypatch.setattr(type(t), "measure", lambda self, spec, ctx, root: calls.append(1) or
+                        {"timings": fake, "hardware": "test", "device": "cpu", "threads": 1})
+    spec = t.cells("smoke")[0]
+    rec = run_cell(spec, "smoke", tmp_path)
+    cached = load_cell(spec, "smoke", tmp_path)
+    assert cached["finished"] == rec["finished"] and cached["timings"] == fake and rec["code_hash"]
+    df = collect(t, "smoke", tmp_path)  # reuses the record: no second measurement
+    assert len(calls) == 1 and list(df["method"]) == ["mARFlow", "AttnFlow-iMap", "AttnFlow-iTrans"]
+    assert list(df["paper_train_ratio"]) == [1.0, 1.2, 2.0] and list(df["paper_test_s_per_image"]) == [0.48, 0.5, 0.61]
+    assert df["log_prob_ms_per_image"].iloc[0] == pytest.approx(10.0)  # 0.08 s per batch of 8
+
+
+def test_timing_ratios_are_to_the_backbone():
+    from attnflow_core.repro.timing import measure_timings, timing_args
+
+    args = timing_args("smoke", "cpu", 1, [("base", "none", 4, 1), ("imap", "imap", 4, 1)], batch=2, sample_batch=2,
+                       repeats=2, warmup=1, model=dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1,
+                                                       hidden=8))
+    rows = measure_timings(args)
+    assert [r["variant"] for r in rows] == ["base", "imap"]
+    assert rows[0]["train_step_ratio"] == 1.0 and rows[0]["log_prob_ratio"] == 1.0
+    assert all(r[k] > 0 for r in rows for k in ("train_step_s", "log_prob_s", "sample_batch_s"))
+    assert rows[1]["params"] > rows[0]["params"] and rows[1]["paper_train_ratio"] == pytest.approx(1.2)
+    assert np.isfinite(rows[1]["train_step_ratio"])
