@@ -6,6 +6,10 @@ residual blocks ``x + g(x)`` with fixed-point inverses, and log-det estimators.
 Not here: attention layers (``attention``), priors, whole models. Imports ``core`` and ``nn`` only.
 """
 from .coupling import AffineCoupling, MixLogisticCoupling, mixture_log_cdf_terms
+from .elementwise import FlooredActNorm, LogitTransform
 from .glow import ActNorm, InvConv1x1, Squeeze
+from .logdet import LogDetConfig, estimate_logdet, exact_logdet
+from .residual import ResidualBlock
 
-__all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze"]
+__all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze",
+           "FlooredActNorm", "LogitTransform", "LogDetConfig", "estimate_logdet", "exact_logdet", "ResidualBlock"]
