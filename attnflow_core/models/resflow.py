@@ -71,6 +71,7 @@ class ResFlowConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ResFlowConfig":
+        d = {k: v for k, v in d.items() if not (k == "family" and v == cls.family)}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:

@@ -66,6 +66,9 @@ class TableSpec:
     order: int = 100
     has_cells: bool = True
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
+    # True: a cell whose training diverges (NonFiniteError) is recorded as a result ("diverged": reason)
+    # instead of failing the table -- for tables that reproduce published methods that can diverge
+    record_divergence: bool = False
 
     # -- the grid -----------------------------------------------------------------------------
     def cells(self, profile: str) -> list[dict[str, Any]]:
