@@ -30,13 +30,14 @@ D = 4
 
 
 class Linear(nn.Module):
-    """g(x) = A x on (B, 1, 2, 2) tensors, with ‖A‖₂ = 0.8 (so log det(I + A) is known exactly)."""
+    """g(x) = A x on (B, 1, 2, 2) tensors, with ‖A‖₂ = 0.6 (so log det(I + A) is known exactly). 0.6² < 1 − p for
+    the geometric cases below: their roulette estimators have finite variance (Residual Flows' condition)."""
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         a = torch.randn(D, D, generator=g, dtype=torch.float64)
-        self.a = nn.Parameter(0.8 * a / torch.linalg.matrix_norm(a, ord=2))
+        self.a = nn.Parameter(0.6 * a / torch.linalg.matrix_norm(a, ord=2))
 
     def forward(self, x):
         return (x.flatten(1) @ self.a.T).view_as(x)
@@ -54,7 +55,7 @@ def _draws(g, x, cfg, training, calls):
 
 @pytest.mark.parametrize("cfg,training", [
     (dict(dist="poisson", lam=2.0, n_exact=2), True),
-    (dict(dist="poisson", lam=1.0, n_exact=0, n_samples=3), True),
+    (dict(dist="poisson", lam=1.5, n_exact=1, n_samples=3), True),
     (dict(dist="geometric", p=0.5, n_exact=1), True),
     (dict(dist="geometric", p=0.3, n_exact=0, n_samples=2, probe="rademacher"), True),
     (dict(dist="poisson", n_exact_eval=3), False),  # the evaluation path, with its own n_exact
@@ -97,7 +98,7 @@ def test_series_bias_shrinks_and_stays_within_the_truncation_bound():
     for n in (1, 2, 4, 8):
         truncated = sum((-1) ** (k + 1) * float(powers[k - 1].trace()) / k for k in range(1, n + 1))
         bias = abs(truncated - exact)
-        assert bias <= truncation_bound(0.8, D, n) and bias < prev
+        assert bias <= truncation_bound(0.6, D, n) and bias < prev
         prev = bias
         x = torch.zeros(2000, 1, 2, 2, dtype=torch.float64)
         torch.manual_seed(n)
