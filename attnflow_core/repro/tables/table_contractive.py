@@ -10,8 +10,14 @@ could not be read), so ACF rows carry none. Corrected iDP/iCon are ours: no pape
 Profiles. *smoke*: digits (1×8×8) and a CIFAR-10 subset average-pooled 4×4 to 3×8×8, tiny models,
 50 steps. *paper*: the reference configurations (Residual Flow CIFAR-10 / MNIST, Zha's i-ResNet) and their
 published optimisers on the full data sets; MNIST is 1×28×28 for Residual Flow (its paper's convention)
-and padded 3×32×32 for the i-ResNet (its code's). The trained CIFAR-10 cells also serve AttnFlow's Table 3
-rows (Residual Flow, iResNet-iDP/iCon); the models expose ``sample(n, temperature)`` and ``to_uint8``.
+and padded 3×32×32 for the i-ResNet (its code's). Residual Flow: Adam 1e-3, β = (0.9, 0.99), batch 64,
+1,000 warm-up steps, gradient clipping 1.0, 200,000 steps (≈ 256 epochs; the published runs allow up to 1,000
+epochs, their actual length is not known); i-ResNet / Zha: Adamax 3e-3, batch 64, one epoch of warm-up (without
+their warm-up bug, P14), 200 epochs = 156,250 steps. Not implemented in the trainer, so paper-profile numbers
+may fall short for these reasons: Residual Flows' parameter EMA (0.999) used for evaluation, and the data
+augmentation of both codes (horizontal flips; i-ResNet also pad-and-crop). The trained CIFAR-10 cells also
+serve AttnFlow's Table 3 rows (Residual Flow, iResNet-iDP/iCon); the models expose ``sample(n, temperature)``
+and ``to_uint8``.
 """
 from __future__ import annotations
 
