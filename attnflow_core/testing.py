@@ -5,11 +5,13 @@
 1. **round trip** -- ``inverse(forward(x)) == x`` (float64: 1e-10 relative; float32: 1e-5; layers with an
    iterative inverse: the tolerance they state as ``inverse_tol``);
 2. **log-det** -- exact layers: per-sample ``slogdet`` of the float64 autograd Jacobian (rtol 1e-6);
-   layers with an estimated log-det: the mean of many seeded estimates within 4 standard errors of it;
+   layers with an estimated log-det: the mean of many seeded estimates (``contract_draws`` of the layer,
+   default 2000) within 4 standard errors of it;
 3. **cond matters** -- for a conditional layer, changing ``cond`` changes the output;
 4. **gradients** -- every parameter gets a non-zero gradient from ``y`` and the log-det;
 5. **save/load** -- a freshly built layer that loads the state dict computes the same output;
-6. **eval == train** -- after data-dependent initialisation, train and eval mode agree.
+6. **eval == train** -- after data-dependent initialisation, train and eval mode agree (for an estimated
+   log-det only the output: its estimator may differ by mode, e.g. more exact terms in evaluation).
 
 Zero-initialised parameters are perturbed first (:func:`perturb_`), so no check passes trivially at an
 identity map.
@@ -114,6 +116,7 @@ def check_logdet(layer: FlowLayer, x: Tensor, c: Tensor | None, draws: int = 200
         if full is not None:
             torch.testing.assert_close(logdet[1:2], full, rtol=1e-6, atol=1e-8)
         return
+    draws = int(getattr(layer, "contract_draws", draws))
     with torch.no_grad():
         est = torch.stack([_seeded(lambda: layer(x[:1], None if c is None else c[:1])[1][0], s) for s in range(draws)])
     se = float(est.std() / draws ** 0.5)
@@ -184,7 +187,8 @@ def check_eval_equals_train(layer: FlowLayer, x: Tensor, c: Tensor | None) -> No
         yt, lt = layer(x, c)
         layer.eval()
     torch.testing.assert_close(ye, yt)
-    torch.testing.assert_close(le, lt)
+    if layer.exact_logdet:
+        torch.testing.assert_close(le, lt)
 
 
 def check_layer(example: LayerExample, dtype: torch.dtype = torch.float64,

@@ -1,5 +1,6 @@
-"""Attention layers that are flows (AttnFlow's iMap and iTrans) and their masks; later the Lipschitz
-attentions of contractive flows (ACF, Zha's iDP/iCon), which live inside residual branches.
+"""Attention layers that are flows (AttnFlow's iMap and iTrans) and their masks, and the Lipschitz
+attentions of contractive flows (ACF's L2 and dot-product attention, Zha's iDP/iCon), which live inside
+residual branches (``acf``, ``zha``, ``lipschitz_attention``; not in ``ATTENTIONS``, which builds flow steps).
 
 ``IMap(channels, mask=...)`` and ``ITrans(channels, heads=..., patches=..., mask=...)``; mask names:
 ``"checkerboard"`` (spatial-channel, the paper's), ``"spatial"``, ``"channel"``, ``"random"``.
@@ -14,9 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.registry import Registry
+from .acf import ACFPublishedDotAttention, L2SelfAttention, LipschitzDotAttention
 from .imap import IMap
 from .itrans import ITrans
 from .masks import MASK_KINDS, make_mask
+from .zha import ZhaAttention
 
 ATTENTIONS: Registry = Registry("attention")
 
@@ -37,4 +40,5 @@ def _build_itrans(channels: int, cond_channels: int = 0, mask: str = "checkerboa
 ATTENTION_KINDS = ("none",) + ATTENTIONS.names()
 POSITIONS = (1, 2, 3, 4)
 
-__all__ = ["IMap", "ITrans", "MASK_KINDS", "make_mask", "ATTENTIONS", "ATTENTION_KINDS", "POSITIONS"]
+__all__ = ["IMap", "ITrans", "MASK_KINDS", "make_mask", "ATTENTIONS", "ATTENTION_KINDS", "POSITIONS",
+           "ACFPublishedDotAttention", "L2SelfAttention", "LipschitzDotAttention", "ZhaAttention"]

@@ -6,8 +6,12 @@ residual blocks ``x + g(x)`` with fixed-point inverses, and log-det estimators.
 Not here: attention layers (``attention``), priors, whole models. Imports ``core`` and ``nn`` only.
 """
 from .coupling import AffineCoupling, MixLogisticCoupling, mixture_log_cdf_terms
+from .elementwise import FlooredActNorm, LogitTransform
 from .glow import ActNorm, InvConv1x1, Squeeze
+from .logdet import LogDetConfig, estimate_logdet, exact_logdet
+from .residual import ResidualBlock
 from .srflow import AffineInjector, CondAffineCoupling, InvConv1x1Full
 
 __all__ = ["AffineCoupling", "MixLogisticCoupling", "mixture_log_cdf_terms", "ActNorm", "InvConv1x1", "Squeeze",
-           "AffineInjector", "CondAffineCoupling", "InvConv1x1Full"]
+           "AffineInjector", "CondAffineCoupling", "InvConv1x1Full",
+           "FlooredActNorm", "LogitTransform", "LogDetConfig", "estimate_logdet", "exact_logdet", "ResidualBlock"]

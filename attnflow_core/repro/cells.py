@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..core.errors import NonFiniteError
 from ..core.io import write_json, write_text
 from ..models.registry import build_model, config_to_dict, make_config
 from ..training.trainer import fit
@@ -58,9 +59,21 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     cfg = make_config(spec["model"])
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
-    result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
-                 identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
-                 hooks=table.hooks(model, spec), progress=progress)
+    try:
+        result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
+                     identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
+                     hooks=table.hooks(model, spec), progress=progress)
+    except NonFiniteError as exc:
+        if not table.record_divergence:
+            raise
+        n_params = sum(p.numel() for p in model.parameters())
+        record = {"key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
+                  "n_train": data.n_train, "steps": None, "stopped_by": "diverged", "diverged": str(exc),
+                  "params": n_params, "params_M": n_params / 1e6, "train_seconds": math.nan,
+                  "hardware": hardware_label(), "torch": torch.__version__, "code_hash": chash, "commit": git_commit(),
+                  "history": [], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        write_json(out / "cells" / f"{key}.json", record)
+        return record
     ctx = CellContext(table, spec, key, profile, out)
     metrics: dict[str, Any] = {}
     for ev in table.evaluators(spec):

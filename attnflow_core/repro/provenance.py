@@ -24,6 +24,7 @@ NON_NUMERIC = (
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
     "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
     "repro/sr_plots.py",
+    "repro/contractive_plots.py",  # figures and summaries of table_contractive, built from finished cells
 )
 
 

@@ -67,6 +67,9 @@ class TableSpec:
     has_cells: bool = True
     trains: bool = True  # False: a cell is a measurement (a benchmark), made by :meth:`measure`, not trained
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
+    # True: a cell whose training diverges (NonFiniteError) is recorded as a result ("diverged": reason)
+    # instead of failing the table -- for tables that reproduce published methods that can diverge
+    record_divergence: bool = False
 
     # -- the grid -----------------------------------------------------------------------------
     def cells(self, profile: str) -> list[dict[str, Any]]:

@@ -1,0 +1,200 @@
+"""Contractive flows: Residual Flows and i-ResNet backbones, with ACF's or Zha et al.'s attention.
+
+Layout (``arch="resflow"``, Chen et al. 2019, as in their code with ``--actnorm True --factor-out False``):
+logit transform → ActNorm → scale 1: ``n₁`` × [residual block, ActNorm] → squeeze → scale 2 … → last scale:
+``n_L`` × [block, ActNorm] then ``fc_blocks`` × [FC block, per-element ActNorm]; no factoring out, prior
+``N(0, I)``. Blocks are ``[LipSwish] → SNConv3×3(C→512) → LipSwish → SNConv1×1 → LipSwish → SNConv3×3(512→C)``,
+``c = 0.98``, the pre-activation left out in the very first block; log-det by the Russian roulette.
+
+``arch="iresnet"`` (Behrmann et al. 2019, as used by Zha et al.): data in ``[-1/2, 1/2]`` (no logit), a
+squeeze first, then per scale ``n`` × [ActNorm, block] with ELU and ``c = 0.9``, half the channels factored
+out after every scale but the last, a learned diagonal Gaussian over all latents; log-det by the biased
+5-term series (as published).
+
+``attention``: ``"acf_l2"`` / ``"acf_dot"`` put ACF's attention into every conv block's branch (not the FC
+blocks, as in ACF's code); ``"idp"`` / ``"icon"`` add one Zha attention block at the end of scale 1, before
+its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``.
+
+Parameter counts of the reference configurations (:func:`reference_config`) against the counts measured
+from the public code (``../shared/reference/CONTRACTIVE.md``): Residual Flow CIFAR-10 25,174,129 vs
+25,174,233 and MNIST 16,608,589 vs 16,608,693 (both −104: the public blocks also hold ``geom_p`` and
+``lamb`` as never-trained ``nn.Parameter`` s, 2 per block × 52 blocks, pitfall P4); i-ResNet (Zha) 25,028,544
+equal, + 390 (iDP) / + 397 (iCon).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..core.errors import FlowError
+from ..core.layer import FlowLayer, FlowSequence
+from ..flows.elementwise import FlooredActNorm, LogitTransform
+from ..flows.glow import Squeeze
+from ..flows.logdet import LogDetConfig
+from ..flows.residual import ResidualBlock
+from ..nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
+from ..priors import DiagonalGaussianPrior, StandardNormal
+from .base import MultiScaleFlow
+from .registry import register_family
+from .resflow_blocks import ACF_KINDS, ZHA_KINDS, AttentiveResidualBlock, ZhaAttentionBlock
+
+ARCHS = ("resflow", "iresnet")
+ATTENTIONS = ("none",) + ACF_KINDS + ZHA_KINDS
+
+
+@dataclass
+class ResFlowConfig:
+    """Configuration of a contractive flow (module docstring); JSON-friendly."""
+
+    family: ClassVar[str] = "resflow"
+
+    arch: str = "resflow"
+    image_shape: tuple[int, int, int] = (3, 32, 32)
+    scales: tuple[int, ...] = (16, 16, 16)
+    hidden: int = 512
+    kernels: str = "3-1-3"
+    coeff: float = 0.98
+    activation: str = "lipswish"
+    logit_alpha: float | None = 0.05
+    fc_blocks: int = 4
+    fc_hidden: int = 128
+    attention: str = "none"
+    attention_variant: str = "corrected"
+    attention_heads: int = 1
+    zha_normalise: str = "global"
+    logdet: dict[str, Any] = field(default_factory=dict)
+    inverse_max_iter: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResFlowConfig":
+        d = {k: v for k, v in d.items() if not (k == "family" and v == cls.family)}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise FlowError(f"unknown resflow config key(s) {sorted(unknown)}; known: {sorted(names)}")
+        d = dict(d)
+        for k in ("image_shape", "scales"):
+            if k in d:
+                d[k] = tuple(int(v) for v in d[k])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_shape"], d["scales"] = list(self.image_shape), list(self.scales)
+        return d
+
+    def logdet_config(self) -> LogDetConfig:
+        base = {"method": "series", "n_terms": 5, "neumann_grad": False} if self.arch == "iresnet" else {}
+        return LogDetConfig.from_dict({**base, **self.logdet})
+
+    def validate(self) -> None:
+        if self.arch not in ARCHS or self.attention not in ATTENTIONS:
+            raise FlowError(f"config.arch must be one of {ARCHS} and config.attention one of {ATTENTIONS}; "
+                            f"got {self.arch!r}, {self.attention!r}")
+        if self.attention in ZHA_KINDS and self.arch != "iresnet":
+            raise FlowError("Zha's iDP/iCon blocks are placed in the i-ResNet (arch='iresnet'), as in their code")
+        if len(self.image_shape) != 3 or not self.scales or min(self.scales) < 0 or self.hidden < 1:
+            raise FlowError(f"bad image_shape {self.image_shape}, scales {self.scales} or hidden {self.hidden}")
+        squeezes = len(self.scales) - 1 + (self.arch == "iresnet")
+        _, h, w = self.image_shape
+        if h % 2 ** squeezes or w % 2 ** squeezes:
+            raise FlowError(f"a {h}×{w} image cannot be squeezed {squeezes} times ({len(self.scales)} scales"
+                            f"{', squeeze first' if self.arch == 'iresnet' else ''}); use fewer scales")
+        self.logdet_config()
+
+
+class ResFlowModel(MultiScaleFlow):
+    """Residual Flow / i-ResNet density model, optionally with ACF or Zha attention (module docstring).
+
+    References: Behrmann et al., "Invertible Residual Networks", ICML 2019; Chen et al., "Residual Flows for
+    Invertible Generative Modeling", NeurIPS 2019; Mukherjee et al., "Attentive Contractive Flow with Lipschitz
+    Constrained Self-Attention", BMVC 2023; Zha et al., "Invertible Attention", arXiv 2106.09003 (2021).
+    """
+
+    def __init__(self, config: ResFlowConfig | Mapping[str, Any]) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, ResFlowConfig) else ResFlowConfig.from_dict(config)
+        cfg.validate()
+        self.config = cfg
+        self.image_shape = tuple(cfg.image_shape)
+        resflow = cfg.arch == "resflow"
+        ld = cfg.logdet_config().to_dict()
+        c, h, w = cfg.image_shape
+        self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
+        self.level_shapes, self.latent_shapes, self.keep = [], [], []
+        n_scales = len(cfg.scales)
+        for s, n_blocks in enumerate(cfg.scales):
+            last = s == n_scales - 1
+            layers: list[FlowLayer] = []
+            if s == 0 and cfg.logit_alpha is not None:
+                layers.append(LogitTransform(cfg.logit_alpha))
+            if s > 0 or not resflow:
+                layers.append(Squeeze())
+                c, h, w = 4 * c, h // 2, w // 2
+            if s == 0 and resflow:
+                layers.append(FlooredActNorm(c))
+            for b in range(n_blocks):
+                if not resflow:
+                    layers.append(FlooredActNorm(c))
+                layers.append(self._conv_block(cfg, c, (h, w), first=s == 0 and b == 0, logdet=ld,
+                                               name=f"scale {s + 1} block {b + 1}"))
+                if resflow:
+                    layers.append(FlooredActNorm(c))
+            if s == 0 and cfg.attention in ZHA_KINDS:
+                layers.append(ZhaAttentionBlock(c, cfg.attention, cfg.attention_variant, cfg.zha_normalise,
+                                                cfg.coeff, ld, cfg.inverse_max_iter, name="scale 1 attention"))
+            if last:
+                for b in range(cfg.fc_blocks):
+                    fc = LipschitzFCNet((c, h, w), cfg.fc_hidden, 3, cfg.coeff, cfg.activation)
+                    layers.append(ResidualBlock(fc, c, ld, cfg.inverse_max_iter, name=f"FC block {b + 1}"))
+                    layers.append(FlooredActNorm(c, (h, w)))
+            self.levels.append(FlowSequence(layers))
+            self.level_shapes.append((c, h, w))
+            keep = 0 if last else (c // 2 if not resflow else c)
+            out = c - keep if keep else c
+            self.keep.append(keep)
+            if keep == c:  # no factoring out at this scale
+                self.latent_shapes.append(None)
+                self.priors.append(None)
+            else:
+                self.latent_shapes.append((out, h, w))
+                self.priors.append(StandardNormal() if resflow else DiagonalGaussianPrior((out, h, w)))
+            c = keep or c
+        self._init_conditioning(0, None)
+
+    @staticmethod
+    def _conv_block(cfg: ResFlowConfig, c: int, size: tuple[int, int], first: bool, logdet: dict[str, Any],
+                    name: str) -> ResidualBlock:
+        if cfg.attention in ACF_KINDS:
+            return AttentiveResidualBlock(c, cfg.hidden, size, cfg.attention, cfg.attention_heads, cfg.kernels,
+                                          cfg.coeff, cfg.activation, not first, logdet, cfg.inverse_max_iter, name)
+        g = LipschitzConvNet(c, cfg.hidden, size, cfg.kernels, cfg.coeff, cfg.activation, preact=not first)
+        return ResidualBlock(g, c, logdet, cfg.inverse_max_iter, name=name)
+
+    def residual_blocks(self) -> list[ResidualBlock]:
+        return [m for m in self.modules() if isinstance(m, ResidualBlock)]
+
+    def lipschitz_certificates(self) -> dict[str, float]:
+        """Certified ``Lip(g)`` of every residual block (``inf`` where none holds, e.g. Zha's published form)."""
+        return {blk.name: blk.lipschitz_bound() for blk in self.residual_blocks()}
+
+
+def reference_config(name: str, **overrides: Any) -> ResFlowConfig:
+    """The published configurations: ``"resflow_cifar10"``, ``"resflow_mnist"``, ``"iresnet_cifar10"``
+    (Zha's; ``attention="idp"``/``"icon"`` adds their block)."""
+    presets: dict[str, dict[str, Any]] = {
+        "resflow_cifar10": dict(arch="resflow", image_shape=(3, 32, 32), logit_alpha=0.05),
+        "resflow_mnist": dict(arch="resflow", image_shape=(1, 28, 28), logit_alpha=1e-6),
+        "iresnet_cifar10": dict(arch="iresnet", image_shape=(3, 32, 32), logit_alpha=None, coeff=0.9,
+                                activation="elu", fc_blocks=0),
+    }
+    if name not in presets:
+        raise FlowError(f"unknown reference configuration {name!r}; choose one of {sorted(presets)}")
+    return ResFlowConfig.from_dict({**presets[name], **overrides})
+
+
+register_family("resflow", ResFlowConfig, ResFlowModel)

@@ -1,0 +1,112 @@
+"""The attention bounds hold for every input and weight: dense Jacobians on small N, D never exceed them
+(random, scaled, Kim's spread-out inputs, adversarial search, weights ×10), the L2 constant scales like ‖W_Q‖²,
+and the vectorised layouts equal a per-token loop and commute with permutations of the positions."""
+import math
+
+import pytest
+import torch
+
+from attnflow_core.attention.acf import L2SelfAttention, LipschitzDotAttention
+from attnflow_core.attention.lipschitz_attention import KERNELS, lambert_w0, lipnorm_attention, lipnorm_attention_bound
+from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+N, D = 5, 4
+
+
+def _dense_norm(fn, x):
+    jac = torch.autograd.functional.jacobian(lambda t: fn(t).flatten(), x).reshape(x.numel(), x.numel())
+    return float(torch.linalg.matrix_norm(jac, ord=2))
+
+
+def _inputs(seed):
+    g = torch.Generator().manual_seed(seed)
+    out = [s * torch.randn(1, N, D, generator=g, dtype=torch.float64) for s in (0.01, 0.3, 1.0, 3.0, 30.0)]
+    spread = torch.zeros(1, N, D, dtype=torch.float64)  # Kim et al.'s bad case: one token at 0, others spread
+    spread[0, 1:] = torch.linspace(0.5, 4.0, N - 1, dtype=torch.float64).unsqueeze(-1) * torch.randn(N - 1, D, generator=g, dtype=torch.float64)
+    return out + [spread, torch.ones(1, N, D, dtype=torch.float64)]
+
+
+@pytest.mark.parametrize("heads", [2])
+def test_l2_attention_bound_holds(heads):
+    torch.manual_seed(0)
+    att = L2SelfAttention(D, heads=heads).double()
+    for scale in (1.0, 10.0):
+        with torch.no_grad():
+            att.wq.mul_(scale)
+        bound = float(att.raw_bound(N).detach())
+        worst = max(_dense_norm(att.attend, x) for x in _inputs(int(scale)))
+        adv, _ = adversarial_lipschitz(att.attend, _inputs(7)[3], steps=10)
+        assert max(worst, adv) <= bound, (worst, adv, bound)
+
+
+@pytest.mark.parametrize("kind", KERNELS)
+def test_lipschitz_normalised_attention_bound_holds(kind):
+    g = torch.Generator().manual_seed(1)
+    wq, wk, wv = (torch.randn(D, D, generator=g, dtype=torch.float64) for _ in range(3))
+    bq, bk = (torch.randn(D, generator=g, dtype=torch.float64) for _ in range(2))
+    for scale in (1.0, 10.0):
+        fn = lambda x: lipnorm_attention(x @ (scale * wq).T + bq, x @ wk.T + bk, x @ wv.T, 0.5, kind)
+        nrm = lambda w: torch.linalg.matrix_norm(w, ord=2)
+        bound = float(lipnorm_attention_bound(nrm(scale * wq), nrm(wk), nrm(wv), 0.5, kind))
+        worst = max(_dense_norm(fn, x) for x in _inputs(2))
+        adv, _ = adversarial_lipschitz(fn, _inputs(3)[2], steps=10)
+        assert max(worst, adv) <= bound, (worst, adv, bound)
+
+
+def test_l2_constant_scales_with_the_square_of_the_query_weight():
+    torch.manual_seed(2)
+    att = L2SelfAttention(D).double()
+    x = torch.randn(1, N, D, dtype=torch.float64)
+    b1, s1 = float(att.raw_bound(N).detach()), _dense_norm(att.attend, 2.0 * x)
+    with torch.no_grad():
+        att.wq.mul_(2.0)
+    b2, s2 = float(att.raw_bound(N).detach()), _dense_norm(att.attend, x)
+    assert s2 == pytest.approx(4.0 * s1, rel=1e-9)  # J_{2W}(X) = 4 J_W(2X): exactly t² (f_t(X) = t f_1(tX))
+    assert b2 == pytest.approx(4.0 * b1, rel=1e-9)
+
+
+def test_lambert_w():
+    for z in (0.0, 0.1, 1.0, 63 / math.e, 1023 / math.e, 1e6):
+        w = lambert_w0(z)
+        assert w * math.exp(w) == pytest.approx(z, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
+def test_layout_matches_a_per_token_loop_and_commutes_with_permutations(cls):
+    torch.manual_seed(3)
+    att = cls(8).double()
+    h = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    y = att(h)
+    perm = torch.randperm(12)
+    yp = att(h.flatten(2)[:, :, perm].view_as(h))
+    torch.testing.assert_close(yp.flatten(2), y.flatten(2)[:, :, perm])
+    x = h.flatten(2).transpose(1, 2)  # tokens (B, N, D), built the slow way below
+    beta = torch.sigmoid(att.gate)
+    for b in range(2):
+        toks = [h[b, :, i, j] for i in range(3) for j in range(4)]
+        if cls is L2SelfAttention:
+            w = att.wq[0]
+            q = [t @ w for t in toks]
+            out = []
+            for qi in q:
+                logits = torch.stack([-(qi - qj).square().sum() / math.sqrt(8) for qj in q])
+                p = torch.softmax(logits, 0)
+                f = sum(pj * (t @ w @ w.T / math.sqrt(8)) for pj, t in zip(p, toks))
+                out.append((f @ att.wv[0]) @ att.wo)
+        else:
+            qs, ks, vs = att.q(x[b]), att.k(x[b]), att.v(x[b])
+            m = max(qs.norm() * ks.norm(dim=1).max(), qs.norm() * vs.norm(dim=1).max(),
+                    ks.norm(dim=1).max() * vs.norm(dim=1).max())
+            out = [sum(torch.softmax(torch.stack([att.scale * (qi @ kj) / m for kj in ks]), 0)[j] * vs[j]
+                       for j in range(12)) for qi in qs]
+        slow = (1 - beta) * x[b] + beta * torch.stack(out) / att.raw_bound(12)
+        torch.testing.assert_close(y[b].flatten(1).T, slow, rtol=1e-9, atol=1e-10)

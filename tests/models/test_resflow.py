@@ -1,0 +1,130 @@
+"""The contractive model family: parameter counts of the reference configurations against the counts of the
+public code, certificates below 1, exact bits/dim bookkeeping, 1e-8 round trips, save/load, sampling."""
+import math
+
+import pytest
+import torch
+
+from attnflow_core.core.errors import FlowError
+from attnflow_core.flows.logdet import exact_logdet
+from attnflow_core.models import build_model
+from attnflow_core.models.resflow import ResFlowModel, reference_config
+from attnflow_core.nn.lipschitz import refresh_spectral_norms
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# counted from the public code (../shared/reference/CONTRACTIVE.md §2, §4)
+PUBLIC = {"resflow_cifar10": 25_174_233, "resflow_mnist": 16_608_693, "iresnet_cifar10": 25_028_544}
+UNUSED_ROULETTE = 104  # geom_p + lamb: nn.Parameters the public Residual Flow blocks hold but never train (52 blocks)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_reference_parameter_counts(name):
+    with torch.device("meta"):
+        n = ResFlowModel(reference_config(name)).num_parameters()
+    assert n == PUBLIC[name] - (UNUSED_ROULETTE if name.startswith("resflow") else 0)
+
+
+@pytest.mark.parametrize("attention,extra", [("idp", 390), ("icon", 397)])
+def test_zha_attention_adds_their_parameter_count(attention, extra):
+    with torch.device("meta"):
+        n = ResFlowModel(reference_config("iresnet_cifar10", attention=attention)).num_parameters()
+    assert n == PUBLIC["iresnet_cifar10"] + extra
+
+
+TINY = dict(family="resflow", image_shape=(1, 4, 4), scales=(1, 1), hidden=8, fc_blocks=1, fc_hidden=8)
+VARIANTS = [dict(), dict(attention="acf_l2"), dict(attention="acf_dot"),
+            dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="idp"),
+            dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="icon")]
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    m = build_model({**TINY, **kw}).double()
+    m.train()
+    m.log_prob(torch.rand(16, 1, 4, 4, dtype=torch.float64) - 0.5)  # data-dependent ActNorm init
+    return m.eval()
+
+
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw.get("attention", "none"))
+def test_every_branch_is_certified_below_one_and_the_model_round_trips(kw):
+    m = _model(**kw)
+    with torch.no_grad():  # every weight matrix inside the residual branches, 100×
+        for blk in m.residual_blocks():
+            for p in blk.parameters():
+                p.mul_(100.0 if p.dim() > 1 else 1.0)
+    refresh_spectral_norms(m)
+    certs = m.lipschitz_certificates()
+    assert certs and max(certs.values()) < 1.0, certs
+    x = torch.rand(3, 1, 4, 4, dtype=torch.float64) - 0.5
+    with torch.no_grad():
+        zs, _, _ = m.encode(x)
+        assert float((m.decode(zs) - x).abs().max()) <= 1e-8
+
+
+def test_bits_per_dim_bookkeeping_equals_an_exact_computation():
+    """log p(x) from the model (exact per-block log-dets) == log N(z) + log|det ∂z/∂x| of the whole map,
+    and bits/dim adds the −D·ln 256 dequantisation term."""
+    m = _model(logdet=dict(method="exact"), logit_alpha=0.05)
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
+    lp = m.log_prob(x).detach()
+    for i in range(2):
+        xi = x[i:i + 1]
+        enc = lambda t: torch.cat([z.flatten() for z in m.encode(t)[0] if z is not None])
+        jac = torch.autograd.functional.jacobian(enc, xi).reshape(16, 16)
+        z = enc(xi)
+        want = -0.5 * (z.square().sum() + 16 * math.log(2 * math.pi)) + torch.linalg.slogdet(jac).logabsdet
+        torch.testing.assert_close(lp[i], want, rtol=1e-9, atol=1e-9)
+    x8 = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8)
+    torch.manual_seed(5)
+    bpd = m.bits_per_dim(x8)
+    torch.manual_seed(5)
+    xm = m.dequantize(x8)
+    torch.testing.assert_close(bpd, -(m.log_prob(xm) - 16 * math.log(256)) / (16 * math.log(2)))
+
+
+def test_roulette_model_log_prob_is_unbiased_for_the_exact_one():
+    m = _model(logdet=dict(n_exact_eval=4))
+    x = torch.rand(1, 1, 4, 4, dtype=torch.float64) - 0.5
+    ex = build_model({**TINY, "logdet": dict(method="exact")}).double().eval()
+    ex.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        want = float(ex.log_prob(x))
+    draws = []
+    for s in range(150):
+        torch.manual_seed(s)
+        with torch.no_grad():
+            draws.append(float(m.log_prob(x)))
+    d = torch.tensor(draws)
+    assert abs(float(d.mean()) - want) < 4 * float(d.std()) / math.sqrt(len(d))
+
+
+def test_save_load_sample_and_config_errors():
+    m = _model(attention="acf_dot")
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
+    fresh = build_model({**TINY, "attention": "acf_dot"}).double().eval()
+    fresh.load_state_dict(m.state_dict())
+    torch.manual_seed(0)
+    a = m.log_prob(x).detach()
+    torch.manual_seed(0)
+    torch.testing.assert_close(fresh.log_prob(x).detach(), a, rtol=0, atol=0)
+    s = m.sample(3, temperature=0.7)
+    assert s.shape == (3, 1, 4, 4) and m.to_uint8(s).dtype == torch.uint8
+    with pytest.raises(FlowError, match="i-ResNet"):
+        build_model({**TINY, "attention": "idp"})
+    with pytest.raises(FlowError, match="squeezed"):
+        build_model({**TINY, "scales": (1, 1, 1, 1)})
+
+
+def test_zha_published_block_has_no_certificate():
+    m = _model(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="idp",
+               attention_variant="published")
+    assert m.lipschitz_certificates()["scale 1 attention"] == math.inf
+    _ = exact_logdet  # the exact path is exercised above

@@ -1,0 +1,115 @@
+"""Spectral normalisation with a certified bound: power iteration is a lower estimate, the circular-conv
+bound an upper one, the layer's norm never exceeds its target (also after 100× weights), LipSwish ≤ 1."""
+import pytest
+import torch
+
+from attnflow_core.core.errors import FlowError
+from attnflow_core.diagnostics.lipschitz import conv_matrix
+from attnflow_core.nn.lipschitz import (
+    LipSwish,
+    SpectralConv2d,
+    SpectralLinear,
+    SpectralRefresh,
+    lipswish_max_slope,
+)
+from attnflow_core.nn.spectral import conv_norm_upper_bound
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_lipswish_slope_is_below_one_for_every_beta():
+    assert 0.9998 < lipswish_max_slope() < 1.0  # max_t |d/dt t·sigmoid(t)| = 1.09984… < 1.1
+    act = LipSwish().double()
+    z = torch.linspace(-60, 60, 20001, dtype=torch.float64, requires_grad=True)
+    for beta_raw in (-8.0, 0.5, 8.0):
+        with torch.no_grad():
+            act.beta_raw.fill_(beta_raw)
+        (slope,) = torch.autograd.grad(act(z).sum(), z)
+        assert slope.abs().max() < 1.0
+
+
+@pytest.mark.parametrize("cin,cout,k,size", [(2, 5, 3, (4, 4)), (5, 2, 3, (3, 5)), (3, 3, 5, (2, 6)), (4, 3, 1, (3, 3))])
+def test_estimate_exact_and_certified_norms_are_ordered(cin, cout, k, size):
+    torch.manual_seed(0)
+    conv = SpectralConv2d(cin, cout, k, size, coeff=0.9).double()
+    exact = float(torch.linalg.matrix_norm(conv_matrix(conv.weight, size, k // 2), ord=2))
+    conv.refresh(max_iter=2000, tol=1e-10)
+    cert = conv.certified_norm()
+    assert float(conv.sigma_hat) <= exact * (1 + 1e-9) <= cert * (1 + 1e-9)
+    assert abs(float(conv.sigma_hat) - exact) < 1e-3 * exact  # power iteration converged to the true norm
+    used = float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight(), size, k // 2), ord=2))
+    assert used <= 0.9 * (1 + 1e-9) and conv.lipschitz_bound() <= 0.9 * (1 + 1e-8)
+
+
+def test_a_single_power_iteration_underestimates_but_the_layer_stays_below_target():
+    torch.manual_seed(1)
+    conv = SpectralConv2d(3, 6, 3, (5, 5), coeff=0.5).double()
+    conv.refresh(max_iter=1)  # a deliberately poor estimate
+    exact = float(torch.linalg.matrix_norm(conv_matrix(conv.weight, (5, 5), 1), ord=2))
+    assert float(conv.sigma_hat) < exact * (1 - 1e-3)  # the public code would normalise too little here
+    used = float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight(), (5, 5), 1), ord=2))
+    assert used <= 0.5 * (1 + 1e-9)
+
+
+def test_weights_scaled_100x_are_renormalised_at_the_next_forward():
+    torch.manual_seed(2)
+    conv, lin = SpectralConv2d(2, 4, 3, (4, 4), coeff=0.98).double(), SpectralLinear(6, 3, coeff=0.98).double()
+    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64))
+    with torch.no_grad():
+        conv.weight.mul_(100.0)
+        lin.weight.mul_(100.0)
+    assert conv.is_stale() and lin.is_stale()
+    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64))
+    lin(torch.randn(1, 6, dtype=torch.float64))
+    assert not conv.is_stale()
+    assert float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight().detach(), (4, 4), 1), ord=2)) <= 0.98 * (1 + 1e-9)
+    assert float(torch.linalg.matrix_norm(lin.normalized_weight().detach(), ord=2)) <= 0.98 * (1 + 1e-9)
+
+
+def test_bound_for_the_declared_size_covers_smaller_inputs_and_larger_ones_are_refused():
+    torch.manual_seed(3)
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    big = conv_norm_upper_bound(w, (6, 6), (1, 1))
+    for size in [(1, 1), (2, 5), (6, 6)]:
+        assert float(torch.linalg.matrix_norm(conv_matrix(w, size, 1), ord=2)) <= big
+    conv = SpectralConv2d(2, 3, 3, (6, 6))
+    conv(torch.randn(1, 2, 4, 6))  # smaller: fine
+    with pytest.raises(FlowError, match="up to 6×6"):
+        conv(torch.randn(1, 2, 7, 6))
+    with pytest.raises(FlowError, match="needs input_size"):
+        SpectralConv2d(2, 3, 3)
+
+
+def test_certificate_is_an_upper_bound_on_random_kernels():
+    g = torch.Generator().manual_seed(4)
+    for _ in range(40):
+        h, w = (int(v) for v in torch.randint(1, 7, (2,), generator=g))
+        k = int(torch.tensor([1, 3, 5])[torch.randint(0, 3, (1,), generator=g)])
+        cin, cout = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
+        wt = torch.randn(cout, cin, k, k, generator=g, dtype=torch.float64)
+        exact = float(torch.linalg.matrix_norm(conv_matrix(wt, (h, w), k // 2), ord=2))
+        assert exact <= conv_norm_upper_bound(wt, (h, w), (k // 2, k // 2))
+
+
+def test_state_survives_save_load_and_the_hook_refreshes():
+    torch.manual_seed(5)
+    conv = SpectralConv2d(2, 3, 3, (4, 4))
+    x = torch.randn(2, 2, 4, 4)
+    y = conv(x)
+    fresh = SpectralConv2d(2, 3, 3, (4, 4))
+    fresh.load_state_dict(conv.state_dict())
+    assert not fresh.is_stale()
+    torch.testing.assert_close(fresh(x), y, rtol=0, atol=0)
+    opt = torch.optim.SGD(conv.parameters(), lr=1.0)
+    conv(x).square().sum().backward()
+    opt.step()
+    assert conv.is_stale()
+    SpectralRefresh()(1, conv, opt)
+    assert not conv.is_stale() and conv.lipschitz_bound() <= 0.98 * (1 + 1e-6)  # float32 rounding of W̄
