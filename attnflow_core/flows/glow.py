@@ -7,10 +7,10 @@ from torch import Tensor, nn
 
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, LayerExample
-from ..nn.norm import InitFlagMixin, data_init_affine
+from ..nn.norm import DataInitMixin
 
 
-class ActNorm(InitFlagMixin, FlowLayer):
+class ActNorm(DataInitMixin, FlowLayer):
     r"""Per-channel affine normalisation with data-dependent initialisation.
 
     Forward:  :math:`y_{c,h,w} = x_{c,h,w}\, e^{\ell_c} + b_c`;
@@ -30,13 +30,6 @@ class ActNorm(InitFlagMixin, FlowLayer):
         self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self._register_init_flag()
-
-    @torch.no_grad()
-    def initialize(self, x: Tensor) -> None:
-        log_scale, bias = data_init_affine(x, self.eps)
-        self.log_scale.copy_(log_scale)
-        self.bias.copy_(bias)
-        self._mark_initialized()
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)

@@ -85,6 +85,12 @@ class DensityFlow(nn.Module):
     def num_parameters(self) -> int:
         return count_parameters(self)
 
+    def training_hooks(self, total_steps: int) -> list:
+        """Hooks ``hook(step, model, optimizer)`` the trainer must run after every optimiser step for this
+        model to train as its paper says (residual flows refresh spectral norms, SRFlow unfreezes its
+        encoder). The cell runner always passes them on; none by default."""
+        return []
+
     def forward(self, x: Tensor, cond: Any = None) -> Tensor:
         return self.log_prob(x, cond)
 

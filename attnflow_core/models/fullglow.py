@@ -24,7 +24,6 @@ dequantises with :math:`k/255 + u/256`; we use :math:`(k + u)/256` so that the 2
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,13 +36,14 @@ from ..attention import ATTENTION_KINDS, POSITIONS, ITrans
 from ..attention.masks import MASK_KINDS
 from ..core.checks import check_finite
 from ..core.errors import FlowError
+from .config import ModelConfig
 from .fullglow_parts import ATTENTION_PART, PARTS, GlowTower, LeftGlow, LeftGlowConditioner, LeftPass, tower_shapes
 from .multiscale import max_squeezes
 from .registry import register_family
 
 
 @dataclass
-class FullGlowConfig:
+class FullGlowConfig(ModelConfig):
     """Configuration of Full-Glow / cAttnFlow (JSON-friendly). ``image_shape`` is the photo's,
     ``label_channels`` the label map's channel count (3 for colour labels, 34 for one-hot labelIds).
     ``left_weight`` is the weight of the left Glow's bits/dim in the training loss (the reference's
@@ -66,32 +66,11 @@ class FullGlowConfig:
     qk_channels: int | None = None
     left_weight: float = 1e-4
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FullGlowConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise FlowError(f"unknown fullglow config key(s) {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
-        if "image_shape" in d:
-            d["image_shape"] = tuple(int(v) for v in d["image_shape"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        return d
-
     def validate(self) -> None:
-        for name, value, options in (("attention", self.attention, ATTENTION_KINDS),
-                                     ("position", self.position, POSITIONS), ("mask", self.mask, MASK_KINDS)):
-            if value not in options:
-                raise FlowError(f"config.{name}={value!r} is not one of {options}")
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise FlowError(f"config.image_shape must be (C, H, W), got {self.image_shape}")
-        for name in ("label_channels", "levels", "steps", "hidden", "cond_hidden", "heads", "patches"):
-            if int(getattr(self, name)) < 1:
-                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+        for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
+            self._one_of(name, options)
+        self._image_shape_ok()
+        self._at_least_one("label_channels", "levels", "steps", "hidden", "cond_hidden", "heads", "patches")
         if not self.left_weight >= 0:
             raise FlowError(f"config.left_weight must be >= 0, got {self.left_weight}")
         _, h, w = self.image_shape

@@ -12,7 +12,6 @@ priors over channels (:class:`~attnflow_core.priors.ARChannelPrior`).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +27,7 @@ from ..flows.glow import ActNorm, InvConv1x1, Squeeze
 from ..priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior
 from .base import MultiScaleFlow
 from .conditioning import Conditioner
+from .config import ModelConfig
 from .registry import register_family
 
 BACKBONES = ("glow", "marflow")
@@ -43,7 +43,7 @@ def max_squeezes(height: int, width: int) -> int:
 
 
 @dataclass
-class FlowConfig:
+class FlowConfig(ModelConfig):
     """Plain configuration of a multi-scale flow (all fields are JSON-friendly)."""
 
     family: ClassVar[str] = "multiscale"  # the model registry's key (not a field: keeps stage-1 configs)
@@ -69,37 +69,13 @@ class FlowConfig:
     prior_layers: int = 3
     cond_channels: int = 0
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FlowConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise FlowError(f"unknown model config key(s) {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
-        if "image_shape" in d:
-            d["image_shape"] = tuple(int(v) for v in d["image_shape"])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        return d
-
     def validate(self) -> None:
-        def one_of(name: str, value: Any, options: tuple) -> None:
-            if value not in options:
-                raise FlowError(f"config.{name}={value!r} is not one of {options}")
-
-        one_of("backbone", self.backbone, BACKBONES)
-        one_of("coupling", self.coupling, COUPLINGS)
-        one_of("attention", self.attention, ATTENTION_KINDS)
-        one_of("position", self.position, POSITIONS)
-        one_of("mask", self.mask, MASK_KINDS)
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise FlowError(f"config.image_shape must be (C, H, W), got {self.image_shape}")
-        for name in ("levels", "steps", "hidden", "heads", "patches", "components", "prior_hidden", "prior_layers"):
-            if int(getattr(self, name)) < 1:
-                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+        for name, options in (("backbone", BACKBONES), ("coupling", COUPLINGS), ("attention", ATTENTION_KINDS),
+                              ("position", POSITIONS), ("mask", MASK_KINDS)):
+            self._one_of(name, options)
+        self._image_shape_ok()
+        self._at_least_one("levels", "steps", "hidden", "heads", "patches", "components", "prior_hidden",
+                           "prior_layers")
         if self.blocks < 0 or not 0 <= self.dropout < 1:
             raise FlowError("config.blocks must be >= 0 and config.dropout in [0, 1)")
         _, h, w = self.image_shape

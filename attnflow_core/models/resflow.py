@@ -23,7 +23,6 @@ equal, + 390 (iDP) / + 397 (iCon).
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -36,9 +35,11 @@ from ..flows.elementwise import FlooredActNorm, LogitTransform
 from ..flows.glow import Squeeze
 from ..flows.logdet import LogDetConfig
 from ..flows.residual import ResidualBlock
+from ..nn.lipschitz import SpectralRefresh
 from ..nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
 from ..priors import DiagonalGaussianPrior, StandardNormal
 from .base import MultiScaleFlow
+from .config import ModelConfig
 from .registry import register_family
 from .resflow_blocks import ACF_KINDS, ZHA_KINDS, AttentiveResidualBlock, ZhaAttentionBlock
 
@@ -47,7 +48,7 @@ ATTENTIONS = ("none",) + ACF_KINDS + ZHA_KINDS
 
 
 @dataclass
-class ResFlowConfig:
+class ResFlowConfig(ModelConfig):
     """Configuration of a contractive flow (module docstring); JSON-friendly."""
 
     family: ClassVar[str] = "resflow"
@@ -68,24 +69,6 @@ class ResFlowConfig:
     zha_normalise: str = "global"
     logdet: dict[str, Any] = field(default_factory=dict)
     inverse_max_iter: int = 1000
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ResFlowConfig":
-        d = {k: v for k, v in d.items() if not (k == "family" and v == cls.family)}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise FlowError(f"unknown resflow config key(s) {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
-        for k in ("image_shape", "scales"):
-            if k in d:
-                d[k] = tuple(int(v) for v in d[k])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_shape"], d["scales"] = list(self.image_shape), list(self.scales)
-        return d
 
     def logdet_config(self) -> LogDetConfig:
         base = {"method": "series", "n_terms": 5, "neumann_grad": False} if self.arch == "iresnet" else {}
@@ -174,6 +157,11 @@ class ResFlowModel(MultiScaleFlow):
                                           cfg.coeff, cfg.activation, not first, logdet, cfg.inverse_max_iter, name)
         g = LipschitzConvNet(c, cfg.hidden, size, cfg.kernels, cfg.coeff, cfg.activation, preact=not first)
         return ResidualBlock(g, c, logdet, cfg.inverse_max_iter, name=name)
+
+    def training_hooks(self, total_steps: int) -> list:
+        """Refresh every spectral norm after each optimiser step (Residual Flows' training loop; the
+        forward pass would also renormalise stale weights, so the certificate holds either way)."""
+        return [SpectralRefresh()]
 
     def residual_blocks(self) -> list[ResidualBlock]:
         return [m for m in self.modules() if isinstance(m, ResidualBlock)]

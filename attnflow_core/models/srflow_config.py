@@ -1,21 +1,20 @@
 """The configuration of SRFlow / cAttnFlow (the ``srflow`` family; the model is in :mod:`.srflow`)."""
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..attention import ATTENTION_KINDS, POSITIONS
 from ..attention.masks import MASK_KINDS
 from ..core.errors import FlowError
 from ..nn.rrdb import SCALE
+from .config import ModelConfig
 
 LEVEL_MAPS = {1: "fea_up4", 2: "fea_up2", 3: "fea_up1", 4: "fea_up0"}  # 8× SR: level l sees the 8/2^l map
 
 
 @dataclass
-class SRFlowConfig:
+class SRFlowConfig(ModelConfig):
     """Configuration of SRFlow / cAttnFlow (JSON-friendly; the defaults are SRFlow's CelebA 8× L4 K16)."""
 
     family: ClassVar[str] = "srflow"
@@ -60,34 +59,11 @@ class SRFlowConfig:
         """Whether 1-based ``level`` factors out half its channels (the reference's rule unless corrected)."""
         return level < self.levels if self.correct_splits else level < self.levels - 1
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SRFlowConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise FlowError(f"unknown srflow config key(s) {sorted(unknown)}; known: {sorted(names)}")
-        d = dict(d)
-        for key in ("image_shape", "rrdb_blocks"):
-            if d.get(key) is not None:
-                d[key] = tuple(int(v) for v in d[key])
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["image_shape"] = list(self.image_shape)
-        d["rrdb_blocks"] = None if self.rrdb_blocks is None else list(self.rrdb_blocks)
-        return d
-
     def validate(self) -> None:
-        for name, value, options in (("attention", self.attention, ATTENTION_KINDS),
-                                     ("position", self.position, POSITIONS), ("mask", self.mask, MASK_KINDS)):
-            if value not in options:
-                raise FlowError(f"config.{name}={value!r} is not one of {options}")
-        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
-            raise FlowError(f"config.image_shape must be (C, H, W), got {self.image_shape}")
-        for name in ("levels", "steps", "hidden", "nf", "nb", "gc", "heads", "patches"):
-            if int(getattr(self, name)) < 1:
-                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+        for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
+            self._one_of(name, options)
+        self._image_shape_ok()
+        self._at_least_one("levels", "steps", "hidden", "nf", "nb", "gc", "heads", "patches")
         if self.levels > len(LEVEL_MAPS):
             raise FlowError(f"8× SRFlow has encoder maps for {len(LEVEL_MAPS)} levels; got levels={self.levels}")
         _, h, w = self.image_shape

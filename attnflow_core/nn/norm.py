@@ -39,7 +39,23 @@ class InitFlagMixin:
         self._init_cache = True
 
 
-class DataInitAffine(InitFlagMixin, nn.Module):
+class DataInitMixin(InitFlagMixin):
+    """``initialize(x)``: set ``self.log_scale`` and ``self.bias`` by :func:`data_init_affine` (with
+    ``self.eps``) and mark the module initialised."""
+
+    log_scale: Tensor
+    bias: Tensor
+    eps: float
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        log_scale, bias = data_init_affine(x, self.eps)
+        self.log_scale.copy_(log_scale)
+        self.bias.copy_(bias)
+        self._mark_initialized()
+
+
+class DataInitAffine(DataInitMixin, nn.Module):
     """Per-channel ``log_scale`` and ``bias`` set from the first batch by :func:`data_init_affine`."""
 
     def __init__(self, channels: int, eps: float = 1e-6) -> None:
@@ -48,10 +64,3 @@ class DataInitAffine(InitFlagMixin, nn.Module):
         self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self._register_init_flag()
-
-    @torch.no_grad()
-    def initialize(self, x: Tensor) -> None:
-        log_scale, bias = data_init_affine(x, self.eps)
-        self.log_scale.copy_(log_scale)
-        self.bias.copy_(bias)
-        self._mark_initialized()

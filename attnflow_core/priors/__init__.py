@@ -6,9 +6,9 @@ split, per-dimension diagonal) and mARFlow's autoregressive ConvLSTM prior. Not 
 Imports ``core`` and ``nn`` only.
 """
 from .autoregressive import ARChannelPrior
-from .base import Prior, StandardNormal, gaussian_log_prob, gaussian_sample
+from .base import GaussianPrior, Prior, StandardNormal, gaussian_log_prob, gaussian_sample
 from .diagonal import DiagonalGaussianPrior
 from .gaussian import LearnedGaussianPrior, SplitGaussianPrior
 
-__all__ = ["ARChannelPrior", "DiagonalGaussianPrior", "Prior", "StandardNormal", "gaussian_log_prob", "gaussian_sample",
+__all__ = ["ARChannelPrior", "DiagonalGaussianPrior", "GaussianPrior", "Prior", "StandardNormal", "gaussian_log_prob", "gaussian_sample",
            "LearnedGaussianPrior", "SplitGaussianPrior"]

@@ -50,6 +50,24 @@ class Prior(nn.Module):
         return value
 
 
+class GaussianPrior(Prior):
+    """A diagonal Gaussian whose mean and log-std come from :meth:`gaussian_params`; ``log_prob`` and
+    ``sample`` follow from it. Subclasses implement only ``gaussian_params(shape, context, cond)``."""
+
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
+        mean, log_std = self.gaussian_params(tuple(z.shape), context, cond)
+        return gaussian_log_prob(z, mean, log_std)
+
+    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
+               temperature: float = 1.0) -> Tensor:
+        mean, log_std = self.gaussian_params(tuple(shape), context, cond)
+        return gaussian_sample(mean, log_std, temperature)
+
+
 class StandardNormal(Prior):
     """The fixed prior N(0, I) (SRFlow's top level, residual flows)."""
 

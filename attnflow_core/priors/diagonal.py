@@ -5,10 +5,10 @@ import torch
 from torch import Tensor, nn
 
 from ..core.errors import FlowError
-from .base import Prior, gaussian_log_prob, gaussian_sample
+from .base import GaussianPrior
 
 
-class DiagonalGaussianPrior(Prior):
+class DiagonalGaussianPrior(GaussianPrior):
     """:math:`z \\sim \\mathcal N(\\mu, \\mathrm{diag}(e^{2\\log\\sigma}))` with ``μ`` and ``log σ`` of the full
     latent shape ``(C, H, W)``, zero-initialised (``N(0, I)`` at start); ignores ``context`` and ``cond``.
 
@@ -21,15 +21,8 @@ class DiagonalGaussianPrior(Prior):
         self.mean = nn.Parameter(torch.zeros(1, *self.shape))
         self.log_std = nn.Parameter(torch.zeros(1, *self.shape))
 
-    def _check(self, shape: tuple[int, ...]) -> None:
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
         if tuple(shape[1:]) != self.shape:
             raise FlowError(f"DiagonalGaussianPrior was built for latents of shape {self.shape}, got {tuple(shape[1:])}")
-
-    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
-        self._check(z.shape)
-        return gaussian_log_prob(z, self.mean.expand_as(z), self.log_std.expand_as(z))
-
-    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
-               temperature: float = 1.0) -> Tensor:
-        self._check(shape)
-        return gaussian_sample(self.mean.expand(shape), self.log_std.expand(shape), temperature)
+        return self.mean.expand(shape), self.log_std.expand(shape)

@@ -11,10 +11,10 @@ import torch
 from torch import Tensor
 
 from ..nn.fullglow import OnesPadZeroConv2d
-from .base import Prior, gaussian_log_prob, gaussian_sample
+from .base import GaussianPrior
 
 
-class OnesPadSplitPrior(Prior):
+class OnesPadSplitPrior(GaussianPrior):
     r"""Split prior: :math:`z \sim \mathcal N(\mu(h), e^{2\log\sigma(h)})` with
     :math:`(\mu, \log\sigma)` = contiguous halves of ``OnesPadZeroConv2d(h)`` on the kept half ``h``.
 
@@ -27,21 +27,13 @@ class OnesPadSplitPrior(Prior):
         self.channels = channels
         self.conv = OnesPadZeroConv2d(context_channels, 2 * channels)
 
-    def _params(self, context: Tensor | None) -> tuple[Tensor, Tensor]:
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
         h = self.conv(self._need(context, "kept half as context"))
         return h[:, : self.channels], h[:, self.channels:]
 
-    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
-        mean, log_std = self._params(context)
-        return gaussian_log_prob(z, mean, log_std)
 
-    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
-               temperature: float = 1.0) -> Tensor:
-        mean, log_std = self._params(context)
-        return gaussian_sample(mean, log_std, temperature)
-
-
-class OnesPadTopPrior(Prior):
+class OnesPadTopPrior(GaussianPrior):
     r"""Top-level prior: ``OnesPadZeroConv2d(C → 2C)`` applied to an all-zero ``(B, C, H, W)`` map.
 
     The input is constant, so the prior is learned but input-independent: inside the map the mean and
@@ -56,17 +48,9 @@ class OnesPadTopPrior(Prior):
         self.channels = channels
         self.conv = OnesPadZeroConv2d(channels, 2 * channels)
 
-    def _params(self, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
         w = self.conv.conv.weight
         h = self.conv(torch.zeros((1, self.channels, *shape[-2:]), dtype=w.dtype, device=w.device))
         mean, log_std = h[:, : self.channels], h[:, self.channels:]
         return mean.expand(shape[0], -1, -1, -1), log_std.expand(shape[0], -1, -1, -1)
-
-    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
-        mean, log_std = self._params(tuple(z.shape))
-        return gaussian_log_prob(z, mean, log_std)
-
-    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
-               temperature: float = 1.0) -> Tensor:
-        mean, log_std = self._params(tuple(shape))
-        return gaussian_sample(mean, log_std, temperature)

@@ -5,10 +5,10 @@ import torch
 from torch import Tensor, nn
 
 from ..nn.convs import ZeroConv2d
-from .base import Prior, gaussian_log_prob, gaussian_sample
+from .base import GaussianPrior
 
 
-class LearnedGaussianPrior(Prior):
+class LearnedGaussianPrior(GaussianPrior):
     """Top-level Glow prior: a learned per-channel Gaussian, zero-initialised (so N(0, I) at start).
 
     References: Kingma & Dhariwal, "Glow", NeurIPS 2018.
@@ -20,15 +20,12 @@ class LearnedGaussianPrior(Prior):
         self.mean = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.log_std = nn.Parameter(torch.zeros(1, channels, 1, 1))
 
-    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
-        return gaussian_log_prob(z, self.mean.expand_as(z), self.log_std.expand_as(z))
-
-    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
-               temperature: float = 1.0) -> Tensor:
-        return gaussian_sample(self.mean.expand(shape), self.log_std.expand(shape), temperature)
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
+        return self.mean.expand(shape), self.log_std.expand(shape)
 
 
-class SplitGaussianPrior(Prior):
+class SplitGaussianPrior(GaussianPrior):
     r"""Glow's learned split prior: :math:`z \sim \mathcal N(\mu(h), e^{2\log\sigma(h)})` with
     :math:`(\mu, \log\sigma)` from a zero-initialised 3×3 conv of the kept half ``h`` (the context).
 
@@ -40,15 +37,7 @@ class SplitGaussianPrior(Prior):
         self.channels = channels
         self.conv = ZeroConv2d(context_channels, 2 * channels)
 
-    def _params(self, context: Tensor | None) -> tuple[Tensor, Tensor]:
+    def gaussian_params(self, shape: tuple[int, ...], context: Tensor | None,
+                        cond: Tensor | None) -> tuple[Tensor, Tensor]:
         h = self.conv(self._need(context, "kept half as context"))
         return h[:, 0::2], h[:, 1::2]
-
-    def log_prob(self, z: Tensor, context: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
-        mean, log_std = self._params(context)
-        return gaussian_log_prob(z, mean, log_std)
-
-    def sample(self, shape: tuple[int, int, int, int], context: Tensor | None = None, cond: Tensor | None = None,
-               temperature: float = 1.0) -> Tensor:
-        mean, log_std = self._params(context)
-        return gaussian_sample(mean, log_std, temperature)

@@ -62,7 +62,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     try:
         result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                      identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
-                     hooks=table.hooks(model, spec), progress=progress)
+                     hooks=[*model.training_hooks(tcfg.steps), *table.hooks(model, spec)], progress=progress)
     except NonFiniteError as exc:
         if not table.record_divergence:
             raise

@@ -103,7 +103,8 @@ class TableSpec:
         return None
 
     def hooks(self, model: nn.Module, spec: dict[str, Any]) -> list[Callable]:
-        """Called after every optimiser step as ``hook(step, model, optimizer)``."""
+        """Extra hooks ``hook(step, model, optimizer)`` after every optimiser step, besides the model's own
+        ``training_hooks`` (which the cell runner always runs)."""
         return []
 
     def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:

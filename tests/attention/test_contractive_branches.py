@@ -11,15 +11,6 @@ from attnflow_core.attention.zha import ZhaAttention
 from attnflow_core.diagnostics.lipschitz import find_normaliser_root, jacobian_norm, lipschitz_probe
 from attnflow_core.nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 SHAPE = (2, 3, 4, 4)
 BRANCHES = {
     "resflow": lambda: LipschitzConvNet(3, 8, (4, 4)),

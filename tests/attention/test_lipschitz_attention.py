@@ -10,15 +10,6 @@ from attnflow_core.attention.acf import L2SelfAttention, LipschitzDotAttention
 from attnflow_core.attention.lipschitz_attention import KERNELS, lambert_w0, lipnorm_attention, lipnorm_attention_bound
 from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 N, D = 5, 4
 
 

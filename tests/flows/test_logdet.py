@@ -17,15 +17,6 @@ from attnflow_core.flows.logdet import (
 )
 from attnflow_core.nn.lipschitz_nets import LipschitzFCNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 D = 4
 
 

@@ -9,15 +9,6 @@ from attnflow_core.flows.residual import ResidualBlock
 from attnflow_core.nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("make", [
     lambda: LipschitzConvNet(3, 16, (6, 6)),
     lambda: LipschitzConvNet(3, 16, (6, 6), coeff=0.9, activation="elu", preact=False),

@@ -112,7 +112,7 @@ def test_actnorm_initialised_flag_survives_state_dict():
     (dict(mask="stripes"), "mask"),
     (dict(image_shape=(1, 28, 28), levels=3), "cannot be squeezed"),
     (dict(levels=0), "levels"),
-    (dict(foo=1), "unknown model config"),
+    (dict(foo=1), "unknown multiscale config"),
 ])
 def test_bad_config_is_refused_clearly(bad, msg):
     with pytest.raises(FlowError, match=msg):

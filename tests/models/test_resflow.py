@@ -11,15 +11,6 @@ from attnflow_core.models import build_model
 from attnflow_core.models.resflow import ResFlowModel, reference_config
 from attnflow_core.nn.lipschitz import refresh_spectral_norms
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # counted from the public code (../shared/reference/CONTRACTIVE.md §2, §4)
 PUBLIC = {"resflow_cifar10": 25_174_233, "resflow_mnist": 16_608_693, "iresnet_cifar10": 25_028_544}
 UNUSED_ROULETTE = 104  # geom_p + lamb: nn.Parameters the public Residual Flow blocks hold but never train (52 blocks)

@@ -15,15 +15,6 @@ from attnflow_core.nn.lipschitz import (
 from attnflow_core.nn.spectral import conv_norm_upper_bound
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Every tensor here is tiny: one thread is several times faster than two on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_lipswish_slope_is_below_one_for_every_beta():
     assert 0.9998 < lipswish_max_slope() < 1.0  # max_t |d/dt t·sigmoid(t)| = 1.09984… < 1.1
     act = LipSwish().double()

@@ -3,7 +3,6 @@ diverged or non-invertible model becomes a recorded result instead of a crashed 
 estimator-spread metrics do what their protocol says."""
 import math
 
-import pytest
 import torch
 
 from attnflow_core.models import build_model
@@ -11,14 +10,6 @@ from attnflow_core.models.resflow import ResFlowModel, reference_config
 from attnflow_core.repro import TABLES
 from attnflow_core.repro.contractive_evaluators import GuardedReconstruction, GuardedSampleGrid
 from attnflow_core.repro.spec import CellData
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_cells_cover_the_issue_rows_and_paper_cells_are_the_reference_configurations():

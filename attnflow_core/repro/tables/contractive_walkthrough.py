@@ -12,7 +12,7 @@ class ContractiveWalkthrough(NotebookSpec):
     description = ("Residual flows on tiny inputs: the log-det power series, the Russian-roulette estimator vs the "
                    "exact slogdet, power-iteration σ̂ vs the certified bound, the fixed-point inverse, Lip(g) of "
                    "every attention variant (ours vs published)")
-    order = 35
+    order = 100
 
     def outputs(self, out_dir: Path) -> list[Path]:
         return sorted(p for p in out_dir.glob("contractive_*") if p.is_file())

@@ -28,7 +28,7 @@ class SuppTable1(TableSpec):
     name = "supp_table1_timings"
     description = ("Supp. Table 1: training-step and per-image test-time cost of AttnFlow-iMap / -iTrans "
                    "relative to the mARFlow backbone (timed here, beside the paper's)")
-    order = 60
+    order = 70
     trains = False
     smoke_note = ("**Smoke timings are not the paper's setting**: a tiny model on a shared CPU; ratios, not "
                   "absolute times, are what compare with the paper's, and even those depend on the scale.")

@@ -1,10 +1,11 @@
 """Table 3: CIFAR-10 bits/dim, FID, Inception Score and KID of mARFlow and AttnFlow (iMap, iTrans),
 with the paper's quoted competitors beside them.
 
-A row is a model config with a ``"family"`` key plus labels and the paper's numbers, so rows of other
-families (the contractive flows: Residual Flow, iResNet-iDP/iCon) are added by moving their entry
-from :data:`PAPER_ONLY` to :data:`TRAINED` with a ``model`` (and a ``smoke_model`` for non-multiscale
-families). Every trained row is scored by the same evaluators: test bits/dim and
+A row is a model config with a ``"family"`` key plus labels and the paper's numbers, so rows of any
+family are trained and scored alike. The contractive flows (family ``resflow``: Residual Flow and
+Zha's i-ResNet with iDP / iCon attention) fill the paper's Residual Flow and iResNet-iDP/iCon rows;
+their iDP/iCon use our corrected, certified attention (Zha's published form loses invertibility and
+its measurements are in ``table_contractive``). Every trained row is scored by the same evaluators: test bits/dim and
 :class:`~attnflow_core.repro.sample_quality.SampleQuality` (FID / KID / IS of samples at T = 1 and the
 best temperature of a sweep, against the CIFAR-10 train split).
 
@@ -27,6 +28,7 @@ from ...core.errors import DataNotFoundError
 from ...data.batches import TensorBatches
 from ...data.registry import load_dataset
 from ...models.registry import make_config
+from ...models.resflow import reference_config
 from ...training.config import TrainConfig
 from ..evaluators import Reconstruction, TestBitsPerDim
 from ..sample_quality import SampleQuality
@@ -38,10 +40,38 @@ def _marflow(attention: str, C: int) -> dict[str, Any]:
             "levels": 3, "steps": 4, "hidden": C, "image_shape": [3, 32, 32]}
 
 
-# The paper's Table 3 (main paper text). "(*)" values are the ICML-workshop mARFlow the paper quotes in
-# brackets; the last row is garbled in the text extraction ("2 217 22 8 67"): bits/dim 3.217 and FID 33.8
-# are confirmed by Fig. 4's caption, IS 6.7 is read from "67".
-TRAINED: list[dict[str, Any]] = [
+def _contractive(reference: str, **overrides: Any) -> dict[str, Any]:
+    return {**reference_config(reference, **overrides).to_dict(), "family": "resflow"}
+
+
+# the contractive rows' smoke models and optimisers (as in table_contractive, at 3×32×32)
+_RESFLOW_SMOKE = dict(scales=[1, 1], hidden=32, fc_blocks=1, fc_hidden=32, logdet=dict(n_exact_eval=8))
+_IRESNET_SMOKE = dict(scales=[1, 1, 1], hidden=32, fc_blocks=0, logdet=dict(n_exact_eval=8))
+# their published optimisers (CONTRACTIVE.md §3) in both profiles; the paper profile also their batch and length
+_RESFLOW_TRAIN = {"both": dict(optimizer="adam", betas=(0.9, 0.99), grad_clip=1.0),
+                  "smoke": dict(lr=2e-3),
+                  "paper": dict(lr=1e-3, batch_size=64, warmup_steps=1_000, steps=200_000)}
+_IRESNET_TRAIN = {"both": dict(optimizer="adamax", grad_clip=0.0),
+                  "smoke": dict(lr=3e-3),
+                  "paper": dict(lr=3e-3, batch_size=64, warmup_steps=782, steps=156_250)}
+_ZHA_NOTE = "ours: the corrected (certified) attention; Zha's published form is measured in table_contractive"
+
+
+# The paper's Table 3 in its order (main paper text): rows with a ``model`` are trained, the others quoted.
+# "(*)" values are the ICML-workshop mARFlow the paper quotes in brackets; the last row is garbled in the
+# text extraction ("2 217 22 8 67"): bits/dim 3.217 and FID 33.8 are confirmed by Fig. 4's caption, IS 6.7
+# is read from "67".
+ROWS: list[dict[str, Any]] = [
+    {"method": "DCGAN", "setting": "–", "paper": {"fid": 37.1, "is": 6.4}},
+    {"method": "Glow", "setting": "L3 K32 C512", "paper": {"bpd": 3.35, "fid": 46.9}},
+    {"method": "Flow++", "setting": "L3 C96", "paper": {"bpd": 3.29, "fid": 46.9,
+                                                          "note": "the Flow++ paper itself reports 3.08 bits/dim"}},
+    {"method": "Residual Flow", "setting": "L3 K16", "model": _contractive("resflow_cifar10"),
+     "smoke_model": _RESFLOW_SMOKE, "train": _RESFLOW_TRAIN, "paper": {"bpd": 3.28, "fid": 46.3, "is": 5.2}},
+    {"method": "iResNet-iDP", "setting": "–", "model": _contractive("iresnet_cifar10", attention="idp"),
+     "smoke_model": _IRESNET_SMOKE, "train": _IRESNET_TRAIN, "paper": {"bpd": 3.65, "note": _ZHA_NOTE}},
+    {"method": "iResNet-iCon", "setting": "–", "model": _contractive("iresnet_cifar10", attention="icon"),
+     "smoke_model": _IRESNET_SMOKE, "train": _IRESNET_TRAIN, "paper": {"bpd": 3.39, "note": _ZHA_NOTE}},
     {"method": "mARFlow", "model": _marflow("none", 96),
      "paper": {"params_M": 46.01, "bpd": 3.27, "note": "paper (*): 3.254 bits/dim, FID 40.5, IS 5.8, KID 0.033"}},
     {"method": "AttnFlow-iMap", "model": _marflow("imap", 96),
@@ -57,15 +87,8 @@ TRAINED: list[dict[str, Any]] = [
      "paper": {"params_M": 253.01, "bpd": 3.217, "fid": 33.8, "is": 6.7, "kid": 0.025,
                "note": "IS 6.7 read from garbled text"}},
 ]
-PAPER_ONLY: list[dict[str, Any]] = [
-    {"method": "DCGAN", "setting": "–", "paper": {"fid": 37.1, "is": 6.4}},
-    {"method": "Glow", "setting": "L3 K32 C512", "paper": {"bpd": 3.35, "fid": 46.9}},
-    {"method": "Flow++", "setting": "L3 C96", "paper": {"bpd": 3.29, "fid": 46.9,
-                                                          "note": "the Flow++ paper itself reports 3.08 bits/dim"}},
-    {"method": "Residual Flow", "setting": "L3 K16", "paper": {"bpd": 3.28, "fid": 46.3, "is": 5.2}},
-    {"method": "iResNet-iDP", "setting": "–", "paper": {"bpd": 3.65}},
-    {"method": "iResNet-iCon", "setting": "–", "paper": {"bpd": 3.39}},
-]
+TRAINED = [r for r in ROWS if "model" in r]
+PAPER_ONLY = [r for r in ROWS if "model" not in r]
 
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {
@@ -84,14 +107,24 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 REAL_METHOD = "CIFAR-10 test split (real images)"
-SMOKE_NOTE = ("**Smoke numbers are not the paper's numbers**: tiny affine-coupling models, 50 steps, 200 samples, "
+SMOKE_NOTE = ("**Smoke numbers are not the paper's numbers**: tiny models (affine-coupling mARFlow / AttnFlow, "
+              "one- or two-block residual flows), 50 steps, 200 samples, "
               "Inception at 75×75 against 500 train images. FID/KID here only show that the pipeline runs; they "
               "are not comparable with any standard FID. The real-data row (200 real test images, scored the same "
               "way) is the floor these settings give.")
 
 
 def setting(model: dict[str, Any]) -> str:
+    """A short description of a model's size: ``L K C`` for multi-scale flows, blocks per scale for
+    residual flows."""
+    if model.get("family") == "resflow":
+        return f"{model['arch']} {'-'.join(map(str, model['scales']))} h{model['hidden']}"
     return f"L{model.get('levels', '?')} K{model.get('steps', '?')} C{model.get('hidden', '?')}"
+
+
+def row_setting(row: dict[str, Any]) -> str:
+    """The paper's setting of a row (given, or read off its model)."""
+    return row.get("setting") or setting(row["model"])
 
 
 def load_cifar10(split: str, root: str | None, limit: int | None):
@@ -109,7 +142,7 @@ def load_cifar10(split: str, root: str | None, limit: int | None):
 class Table3(TableSpec):
     name = "table3_cifar10"
     description = "Table 3: CIFAR-10 bits/dim, FID, KID and IS of mARFlow / AttnFlow-iMap / AttnFlow-iTrans"
-    order = 50
+    order = 60
     smoke_note = SMOKE_NOTE
 
     def cells(self, profile: str) -> list[dict[str, Any]]:
@@ -126,10 +159,11 @@ class Table3(TableSpec):
             cfg = make_config(model)  # an unknown key or family fails here, not in a cell run
             getattr(cfg, "validate", lambda: None)()
             cells.append({
-                "table": self.name, "label": f"{row['method']} {setting(row['model'])}", "method": row["method"],
-                "family": model["family"], "paper_setting": setting(row["model"]), "dataset": "cifar10",
+                "table": self.name, "label": f"{row['method']} {row_setting(row)}", "method": row["method"],
+                "family": model["family"], "paper_setting": row_setting(row), "dataset": "cifar10",
                 "convention": "standard", "data": dict(p["data"]), "model": model,
-                "train": asdict(TrainConfig(**p["train"])),
+                "train": asdict(TrainConfig(**{**p["train"], **row.get("train", {}).get("both", {}),
+                                               **row.get("train", {}).get(profile, {})})),
                 "evaluators": {"sample_quality": SampleQuality(**p["quality"]).settings()},
                 "paper": row["paper"],
             })
@@ -201,8 +235,8 @@ class Table3(TableSpec):
 
         by_row = {(r["method"], r["setting"]): r for r in ours.to_dict("records")}
         rows = []
-        for r in PAPER_ONLY + TRAINED:
-            s = r.get("setting") or setting(r["model"])
+        for r in ROWS:
+            s = row_setting(r)
             if (r["method"], s) in by_row:
                 rows.append(by_row.pop((r["method"], s)))
                 continue

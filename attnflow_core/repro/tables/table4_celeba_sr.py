@@ -92,7 +92,7 @@ class Table4(TableSpec):
     name = "table4_celeba_sr"
     description = ("Table 4: 8× face SR on CelebA, SRFlow vs cAttnFlow-iMap/iTrans at L1K1 and L2K8 "
                    "(SSIM, PSNR, LR-PSNR, LPIPS over temperatures 0.1–0.9)")
-    order = 60  # after stage 1's tables and ablations
+    order = 80
     smoke_note = SMOKE_NOTE
 
     def cells(self, profile: str) -> list[dict[str, Any]]:
@@ -128,9 +128,6 @@ class Table4(TableSpec):
         return CellData(train=RandomHFlip(DatasetBatches(train)), test=torch.stack([p[0] for p in pairs]),
                         test_cond=torch.stack([p[1] for p in pairs]), n_train=len(train),
                         extra={"data_note": f"CelebA {d['test_split']} split, crop {train.crop}, root {train.root}"})
-
-    def hooks(self, model: nn.Module, spec: dict[str, Any]) -> list:
-        return model.training_hooks(spec["train"]["steps"])
 
     def evaluators(self, spec: dict[str, Any]) -> list:
         return [SuperResolutionEval(tuple(spec["evaluators"]["temperatures"]), spec["evaluators"]["batch"])]

@@ -125,7 +125,7 @@ class Table5(TableSpec):
     name = "table5_cityscapes"
     description = ("Table 5: conditional bits/dim of label → photo translation (Cityscapes; smoke: a stand-in), "
                    "Full-Glow L4 K16 and cAttnFlow-iMap / iTrans L2 K8, paper-only C-Glow / Dual-Glow rows")
-    order = 60
+    order = 90
     smoke_note = ("**Smoke numbers are not the paper's numbers and not Cityscapes**: a stand-in label → photo task "
                   f"({STANDIN_NOTE}), 32×32, tiny models, 150 steps. They show the pipeline runs end to end.")
 

@@ -30,7 +30,6 @@ import torch.nn.functional as F
 from ...data.batches import TensorBatches
 from ...data.registry import load_dataset
 from ...models.resflow import reference_config
-from ...nn.lipschitz import SpectralRefresh
 from ...training.config import TrainConfig
 from ..contractive_evaluators import (
     AWGNRobustness,
@@ -119,7 +118,7 @@ class ContractiveTable(TableSpec):
     name = "table_contractive"
     description = ("Contractive flows: MNIST / CIFAR-10 bits/dim of i-ResNet, Residual Flow, + ACF (L2/dot), "
                    "iResNet-iDP/iCon (published and corrected); curves, AWGN, estimator spread, Lipschitz audit")
-    order = 40
+    order = 110
     record_divergence = True  # Zha's published attention can diverge: that is a result, not a crash
     smoke_note = ("**Smoke numbers are not the papers' numbers**: tiny models, 50 steps, 8×8 digits and a 3×8×8 "
                   "average-pooled CIFAR-10 subset. They show that the pipeline runs end to end.")
@@ -143,9 +142,6 @@ class ContractiveTable(TableSpec):
         te = load_dataset(d["dataset"], "test", root=data_root, convention=d["convention"] if d["convention"] == "padded"
                           else "standard", limit=d["limit_test"])
         return CellData(train=TensorBatches(_pool(tr.images, d["pool"])), test=_pool(te.images, d["pool"]), n_train=len(tr))
-
-    def hooks(self, model, spec: dict[str, Any]) -> list:
-        return [SpectralRefresh()]
 
     def evaluators(self, spec: dict[str, Any]) -> list:
         e = spec["evaluators"]

@@ -1,0 +1,52 @@
+"""What every model family's config shares: dict round trips with clear errors, and small checks.
+
+A family's config is a dataclass that derives from :class:`ModelConfig` and names its ``family``
+(a class attribute, so it is not a field). ``from_dict`` refuses unknown keys and turns JSON lists
+back into the tuples the fields are declared as; ``to_dict`` gives JSON-friendly lists.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ..core.errors import FlowError
+
+
+class ModelConfig:
+    """Mixin of the family configs (all dataclasses)."""
+
+    family: ClassVar[str] = ""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        d = {k: v for k, v in d.items() if not (k == "family" and v == cls.family)}
+        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(d) - set(fields)
+        if unknown:
+            raise FlowError(f"unknown {cls.family} config key(s) {sorted(unknown)}; known: {sorted(fields)}")
+        for name, value in list(d.items()):
+            kind = str(fields[name].type)
+            if kind.startswith("tuple") and value is not None:
+                d[name] = tuple(int(v) for v in value) if kind.startswith("tuple[int") else tuple(value)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    # -- checks for validate() ------------------------------------------------------------------
+    def _one_of(self, name: str, options: tuple) -> None:
+        value = getattr(self, name)
+        if value not in options:
+            raise FlowError(f"config.{name}={value!r} is not one of {options}")
+
+    def _at_least_one(self, *names: str) -> None:
+        for name in names:
+            if int(getattr(self, name)) < 1:
+                raise FlowError(f"config.{name} must be at least 1, got {getattr(self, name)}")
+
+    def _image_shape_ok(self) -> None:
+        shape = getattr(self, "image_shape")
+        if len(shape) != 3 or min(shape) < 1:
+            raise FlowError(f"config.image_shape must be (C, H, W), got {shape}")
