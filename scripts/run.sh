@@ -37,6 +37,7 @@ case "$cmd" in
   bench)
     setup
     "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
-    "$PY" benchmarks/bench_attention.py "$@" ;;
+    "$PY" benchmarks/bench_attention.py "$@"
+    "$PY" benchmarks/bench_resflow.py ;;
   *) echo "usage: bash scripts/run.sh {smoke|test|bench|setup}" >&2; exit 2 ;;
 esac
