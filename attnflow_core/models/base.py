@@ -48,6 +48,9 @@ class DensityFlow(nn.Module):
             raise FlowError(f"this model is conditional (cond_channels={self.cond_channels}); pass cond")
         if isinstance(cond, Tensor) and cond.shape[0] != x.shape[0]:
             raise FlowError(f"cond has batch size {cond.shape[0]} but the input has {x.shape[0]}")
+        if not torch.is_floating_point(x):
+            raise FlowError(f"model input must be a float tensor in model space [-0.5, 0.5], got dtype {x.dtype}; "
+                            f"for 8-bit images use bits_per_dim (it dequantises them)")
         check_finite(x, "model input")
         if isinstance(cond, Tensor):
             check_finite(cond, "cond")

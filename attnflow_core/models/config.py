@@ -12,6 +12,18 @@ from typing import Any, ClassVar
 
 from ..core.errors import FlowError
 
+# declared scalar type -> accepted Python types (bool is an int subclass: refused where a number is meant)
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_scalar(family: str, name: str, kind: str, value: Any) -> None:
+    base, optional = kind.removesuffix(" | None"), kind.endswith(" | None")
+    if base not in _SCALARS or (optional and value is None):
+        return
+    ok = isinstance(value, _SCALARS[base]) and not (base in ("int", "float") and isinstance(value, bool))
+    if not ok:
+        raise FlowError(f"{family} config key {name!r} must be {kind}, got {value!r} ({type(value).__name__})")
+
 
 class ModelConfig:
     """Mixin of the family configs (all dataclasses)."""
@@ -27,6 +39,7 @@ class ModelConfig:
             raise FlowError(f"unknown {cls.family} config key(s) {sorted(unknown)}; known: {sorted(fields)}")
         for name, value in list(d.items()):
             kind = str(fields[name].type)
+            _check_scalar(cls.family, name, kind, value)
             if kind.startswith("tuple") and value is not None:
                 d[name] = tuple(int(v) for v in value) if kind.startswith("tuple[int") else tuple(value)
         return cls(**d)

@@ -34,12 +34,14 @@ from torch import Tensor
 
 from ..attention import ATTENTION_KINDS, POSITIONS, ITrans
 from ..attention.masks import MASK_KINDS
-from ..core.checks import check_finite
+from ..core.checks import check_finite, check_model_space
 from ..core.errors import FlowError
 from .config import ModelConfig
 from .fullglow_parts import ATTENTION_PART, PARTS, GlowTower, LeftGlow, LeftGlowConditioner, LeftPass, tower_shapes
 from .multiscale import max_squeezes
 from .registry import register_family
+
+_LABEL_HINT = "pass 8-bit label maps (uint8: colour labels 0..255 or one-hot 0/255) to have them dequantised"
 
 
 @dataclass
@@ -145,6 +147,7 @@ class FullGlow(GlowTower):
         a float label map is taken to be in model space already."""
         self._check_label(cond)
         if torch.is_floating_point(cond):
+            check_model_space(cond, "float label map", _LABEL_HINT)
             return cond
         return self.dequantize(cond, noise).to(next(self.parameters()).dtype)
 
@@ -178,7 +181,7 @@ class FullGlow(GlowTower):
         self._check_label(cond)
         dtype = next(self.parameters()).dtype
         xm = self.dequantize(x, noise).to(dtype)
-        cm = cond if torch.is_floating_point(cond) else self.dequantize(cond, noise).to(dtype)
+        cm = self.label_to_model(cond, noise).to(dtype)
         lp_a, lp_b = self.joint_log_prob(xm, cm)
         bpd = lambda lp, d: -(lp - d * math.log(256.0)) / (d * math.log(2.0))
         return bpd(lp_a, self.label_dims), bpd(lp_b, self.dims)

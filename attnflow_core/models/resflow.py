@@ -80,6 +80,9 @@ class ResFlowConfig(ModelConfig):
                             f"got {self.arch!r}, {self.attention!r}")
         if self.attention in ZHA_KINDS and self.arch != "iresnet":
             raise FlowError("Zha's iDP/iCon blocks are placed in the i-ResNet (arch='iresnet'), as in their code")
+        if not 0 < self.coeff < 1:
+            raise FlowError(f"config.coeff (the spectral-norm target of every layer of a residual branch) must be "
+                            f"in (0, 1) for the branch to be contractive, got {self.coeff}")
         if len(self.image_shape) != 3 or not self.scales or min(self.scales) < 0 or self.hidden < 1:
             raise FlowError(f"bad image_shape {self.image_shape}, scales {self.scales} or hidden {self.hidden}")
         squeezes = len(self.scales) - 1 + (self.arch == "iresnet")

@@ -16,8 +16,9 @@ matrices, circular-convolution spectrum for zero-padded convs). At ``W = W_r``,
 
 The gradient flows through :math:`u^\top W v` (as in Residual Flows); ``δ`` is a constant. **Freshness**:
 every forward compares each weight's in-place version counter with the one recorded at the last refresh and
-refreshes first if they differ (an optimiser step, ``load_state_dict`` of other weights, a manual edit), so
-the bound holds at *every* forward. The trainer hook :class:`SpectralRefresh` does the refresh right after
+refreshes first if they differ (an optimiser step, a manual in-place edit), so the bound holds at *every*
+forward; ``load_state_dict`` keeps the loaded ``u, v, δ`` only if they still certify the loaded weights.
+Edits through ``weight.data`` bypass the version counter: call :meth:`SpectralNormed.refresh` after them. The trainer hook :class:`SpectralRefresh` does the refresh right after
 each optimiser step (Residual Flows' schedule), so training forwards find it already done.
 
 **Activations.** LipSwish :math:`\phi(z) = z\,\mathrm{sigmoid}(\beta z)/1.1`, :math:`\beta = \mathrm{softplus}(\beta')`:
@@ -121,8 +122,18 @@ class SpectralNormed(nn.Module):
 
     def _load_from_state_dict(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super()._load_from_state_dict(*args, **kwargs)
-        self._seen = self.weight._version  # loaded u, v, δ belong to the loaded weights
         self._cache = None
+        # the loaded u, v, δ certify the loaded weights only if they were refreshed at them: a state saved
+        # between an optimiser step and its refresh, or edited by hand, is not. Keep them (bit-exact resume)
+        # only if σ_f = uᵀWv + δ still covers the certified bound of the loaded W; else refresh at next use.
+        self._seen = self.weight._version if self._state_certifies_weight() else None
+
+    @torch.no_grad()
+    def _state_certifies_weight(self) -> bool:
+        apply, _ = self._ops(self.weight)
+        sigma_f = float((self.u * apply(self.v)).sum()) + float(self.sigma_gap)
+        # slack 1e-6: σ_f is summed in the weight's precision, the certificate in float64
+        return sigma_f >= self.certified_norm() * (1.0 - 1e-6)
 
     # -- the weight actually used ----------------------------------------------------------------
     def scale(self) -> Tensor:

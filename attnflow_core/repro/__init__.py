@@ -5,9 +5,10 @@ row looks), the cell runner, the driver (``python -m attnflow_core.repro``), the
 and provenance (code hash, commit, hardware). It imports everything above it; nothing imports it.
 """
 from . import tables  # noqa: F401  (registers every table)
-from .cells import collect, load_cell, run_cell, write_table
+from .cells import collect, load_cell, run_cell
 from .paths import PROFILES, default_results_root, repo_root, results_dir
 from .provenance import code_hash, git_commit, hardware_label
+from .report import write_table
 from .spec import TABLES, CellContext, CellData, NotebookSpec, TableSpec, cell_key, register_table
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..core.errors import NonFiniteError
-from ..core.io import write_json, write_text
+from ..core.io import write_json
 from ..models.registry import build_model, config_to_dict, make_config
 from ..training.trainer import fit
 from .paths import results_dir, runs_dir
@@ -124,33 +124,3 @@ def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLik
         row = t.row(spec, rec)
         rows.extend(row if isinstance(row, list) else [row])
     return pd.DataFrame(rows)
-
-
-def _values(df, col: str) -> str:
-    if col not in df:
-        return "?"
-    # blanks (rows without a run of ours, e.g. paper-only rows) are skipped; mixed types sort as text
-    vals = {v for v in df[col] if not (isinstance(v, float) and math.isnan(v)) and not (isinstance(v, str) and v == "")}
-    try:
-        return ", ".join(map(str, sorted(vals)))
-    except TypeError:
-        return ", ".join(map(str, sorted(vals, key=str)))
-
-
-def write_table(df, table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
-                columns: list[str] | None = None, note: str = "") -> tuple[Any, Any]:
-    """Write ``<table>.csv`` and ``<table>.md`` (with provenance) atomically."""
-    t = _table(table)
-    out = results_dir(profile, results_root)
-    csv_path, md_path = out / f"{t.name}.csv", out / f"{t.name}.md"
-    write_text(csv_path, df.to_csv(index=False))
-    view = df[columns] if columns else df
-    header = (f"# {t.name} ({profile} profile)\n\n"
-              f"Profile **{profile}**; data set {_values(df, 'dataset')}; "
-              f"training steps {_values(df, 'train_steps')}; hardware {_values(df, 'hardware')}; "
-              f"code hash {_values(df, 'code_hash')}.\n"
-              f"Columns `paper_*` are the paper's numbers, shown beside ours, never in place of them.\n")
-    if profile == "smoke":
-        header += "\n" + t.smoke_note + "\n"
-    write_text(md_path, header + ("\n" + note + "\n" if note else "") + "\n" + view.to_markdown(index=False) + "\n")
-    return csv_path, md_path

@@ -23,6 +23,7 @@ NON_NUMERIC = (
     "testing.py",  # contract checks for the test suite
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
     "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
+    "repro/report.py",  # writes finished tables (csv, markdown header)
     "repro/sr_plots.py",
     "repro/contractive_plots.py",  # figures and summaries of table_contractive, built from finished cells
 )

@@ -153,4 +153,4 @@ def train(model_config: Any, train_config: TrainConfig, images: Tensor, run_dir:
     model = build_model(cfg)
     identity = {"model": config_to_dict(cfg), "train": train_config.identity()}
     return fit(model, TensorBatches(images, cond), train_config, run_dir, identity=identity, progress=progress,
-               on_step=on_step)
+               on_step=on_step, hooks=model.training_hooks(train_config.steps))

@@ -112,6 +112,19 @@ def test_save_load_sample_and_config_errors():
         build_model({**TINY, "attention": "idp"})
     with pytest.raises(FlowError, match="squeezed"):
         build_model({**TINY, "scales": (1, 1, 1, 1)})
+    with pytest.raises(FlowError, match=r"coeff.*\(0, 1\)"):
+        build_model({**TINY, "coeff": 1.0})
+    with pytest.raises(FlowError, match="'hidden' must be int"):
+        build_model({**TINY, "hidden": "8"})
+
+
+def test_data_outside_model_space_is_refused_not_scored():
+    m = _model()
+    with pytest.raises(FlowError, match="float tensor.*bits_per_dim"):
+        m.log_prob(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8))
+    with pytest.raises(FlowError, match=r"model space \[-0.5, 0.5\].*bits_per_dim"):
+        m.log_prob(torch.rand(2, 1, 4, 4, dtype=torch.float64) * 255)  # 8-bit values passed as floats
+    assert torch.isfinite(m.bits_per_dim(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8))).all()
 
 
 def test_zha_published_block_has_no_certificate():

@@ -201,3 +201,15 @@ def test_bad_input_is_refused_clearly():
         SRFlowConfig(levels=5, image_shape=(3, 64, 64)).validate()
     with pytest.raises(FlowError, match="unknown srflow config"):
         SRFlowConfig.from_dict({"levels": 1, "backbone": "glow"})
+
+
+def test_train_runs_the_models_own_hooks(tmp_path):
+    from attnflow_core.training import TrainConfig, train
+
+    cfg = {"family": "srflow", **TINY, "image_shape": (3, 8, 8), "levels": 1, "steps": 1,
+           "freeze_encoder_fraction": 0.5}
+    hr = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    lr = torch.randint(0, 256, (8, 3, 1, 1), dtype=torch.uint8)
+    tc = TrainConfig(steps=4, batch_size=4, lr=1e-2, warmup_steps=0, checkpoint_every=2, log_every=1)
+    res = train(cfg, tc, hr, tmp_path, progress=False, cond=lr)
+    assert not res.model.is_encoder_frozen()  # the unfreeze hook ran at half-way

@@ -104,3 +104,39 @@ def test_state_survives_save_load_and_the_hook_refreshes():
     assert conv.is_stale()
     SpectralRefresh()(1, conv, opt)
     assert not conv.is_stale() and conv.lipschitz_bound() <= 0.98 * (1 + 1e-6)  # float32 rounding of W̄
+
+
+@pytest.mark.parametrize("make", [lambda: SpectralLinear(8, 8, coeff=0.9), lambda: SpectralConv2d(3, 4, 3, (5, 5), coeff=0.9)],
+                         ids=["linear", "conv3x3"])
+def test_a_state_saved_before_its_refresh_is_not_trusted_after_loading(make):
+    torch.manual_seed(2)
+    layer = make()
+    x = torch.randn(2, 8) if isinstance(layer, SpectralLinear) else torch.randn(2, 3, 5, 5)
+    layer(x)  # refreshed at the initial weights
+    with torch.no_grad():
+        layer.weight.mul_(6.0).add_(torch.randn_like(layer.weight))  # an optimiser step, no refresh yet
+    state = layer.state_dict()  # u, v, δ still belong to the old weights
+    fresh = make()
+    fresh.load_state_dict(state)
+    assert fresh.is_stale()
+    bound = fresh.lipschitz_bound()  # refreshes first
+    w = fresh.normalized_weight()
+    w = w.detach()
+    exact = (float(torch.linalg.matrix_norm(w, ord=2)) if w.dim() == 2
+             else float(torch.linalg.matrix_norm(conv_matrix(w.double(), (5, 5), 1), ord=2)))
+    assert exact <= bound <= 0.9 * (1 + 1e-6)
+
+
+def test_a_fresh_state_is_kept_bit_exact_after_loading():
+    torch.manual_seed(3)
+    conv = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9)
+    opt = torch.optim.SGD(conv.parameters(), lr=0.5)
+    x = torch.randn(2, 2, 4, 4)
+    conv(x).square().sum().backward()
+    opt.step()
+    SpectralRefresh()(1, conv, opt)
+    fresh = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9)
+    fresh.load_state_dict(conv.state_dict())
+    assert not fresh.is_stale()  # no extra power iteration: a resumed run continues exactly
+    torch.testing.assert_close(fresh(x), conv(x), rtol=0, atol=0)
+    assert torch.equal(fresh.u, conv.u) and torch.equal(fresh.v, conv.v)

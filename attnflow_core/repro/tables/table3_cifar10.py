@@ -141,7 +141,8 @@ def load_cifar10(split: str, root: str | None, limit: int | None):
 
 class Table3(TableSpec):
     name = "table3_cifar10"
-    description = "Table 3: CIFAR-10 bits/dim, FID, KID and IS of mARFlow / AttnFlow-iMap / AttnFlow-iTrans"
+    description = ("Table 3: CIFAR-10 bits/dim, FID, KID and IS of mARFlow / AttnFlow-iMap / AttnFlow-iTrans, "
+                   "Residual Flow and iResNet-iDP / iCon (DCGAN, Glow, Flow++ quoted from the paper)")
     order = 60
     smoke_note = SMOKE_NOTE
 
