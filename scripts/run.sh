@@ -38,6 +38,6 @@ case "$cmd" in
     setup
     "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
     "$PY" benchmarks/bench_attention.py "$@"
-    "$PY" benchmarks/bench_resflow.py ;;
+    "$PY" benchmarks/bench_resflow.py | tee results/benchmarks/resflow_cpu.txt ;;
   *) echo "usage: bash scripts/run.sh {smoke|test|bench|setup}" >&2; exit 2 ;;
 esac
