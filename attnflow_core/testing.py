@@ -35,6 +35,16 @@ def perturb_(module: nn.Module, scale: float = 0.1, seed: int = 0) -> None:
             p.add_(scale * torch.randn(p.shape, generator=g, dtype=torch.float64).to(p))
 
 
+def prepare_model(model: nn.Module, x: Tensor, cond: Tensor | None = None, scale: float = 0.05,
+                  seed: int = 0) -> nn.Module:
+    """A whole model ready for the exactness checks: data-dependent initialisation on ``x`` (training
+    mode), every parameter perturbed (so zero-initialised layers are not trivial), evaluation mode."""
+    model.train()
+    model.log_prob(x, cond)
+    perturb_(model, scale, seed)
+    return model.eval()
+
+
 def jacobian_logdets(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """log|det J| per sample of ``fn`` (which maps a (1, ...) sample to an output of the same size)."""
     out = []

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,34 +27,14 @@ results_root = None
 data_root = None
 
 # %%
-import pandas as pd
-from attnflow_core.repro import collect, results_dir, write_table
-from attnflow_core.repro.tables.table4_celeba_sr import PAPER_BICUBIC, UNUSED_REFERENCE_CONV, paper_size_parameters
+from attnflow_core.repro import collect, get_table, results_dir, write_table
 
-name = "table4_celeba_sr"
-df = collect(name, profile, results_root=results_root, data_root=data_root)
-df["paper_size_params"] = df["label"].map(paper_size_parameters())  # the architecture check, at paper size
-first = df.iloc[0]
-bicubic = {"label": "Bicubic", "method": "Bicubic", "ssim": round(first["bicubic_ssim"], 4),
-           "psnr": round(first["bicubic_psnr"], 3), "lr_psnr": round(first["bicubic_lr_psnr"], 3),
-           "lpips": "n/a" if pd.isna(first["bicubic_lpips"]) else round(first["bicubic_lpips"], 4),
-           **{f"paper_{k}": v for k, v in PAPER_BICUBIC.items()}, "paper_setting": "–", "n_test": first["n_test"],
-           "image_shape": first["image_shape"], "dataset": first["dataset"], "profile": first["profile"],
-           "hardware": first["hardware"]}
-table = pd.concat([pd.DataFrame([bicubic]), df], ignore_index=True)
-for c in ("levels", "steps", "paper_size_params", "n_test"):
-    table[c] = table[c].astype("Int64")  # integers, with an empty cell in the bicubic row
-cols = ["label", "paper_setting", "levels", "steps", "params_M", "paper_size_params", "paper_params_M",
-        "ssim", "paper_ssim", "psnr", "paper_psnr", "lr_psnr", "paper_lr_psnr", "lpips", "paper_lpips",
-        "test_bpd", "n_test", "image_shape", "dataset", "train_steps", "train_seconds", "hardware", "profile"]
-lpips_note = next((n for n in df["lpips_note"] if n), "")
-note = (f"Metrics: mean over temperatures 0.1–0.9 of per-image means ({int(first['n_test'])} test images); "
-        f"`levels/steps` are the trained model, `paper_setting` the paper's row, `paper_size_params` our "
-        f"count of the paper-size model (CelebA 160×160): the reference code counts {UNUSED_REFERENCE_CONV:,} "
-        f"more parameters in every row (an unused 3×3 conv). Data: {first['data_note']}."
-        + (f"\n\n{lpips_note}" if lpips_note else ""))
-write_table(table, name, profile, results_root, columns=cols, note=note)
-table[cols]
+spec = get_table("table4_celeba_sr")
+name = spec.name
+ours = collect(spec, profile, results_root=results_root, data_root=data_root)
+table = spec.assemble(ours)
+write_table(table, spec, profile, results_root, columns=spec.columns(), note=spec.note(ours))
+table[spec.columns()]
 
 # %%
 from attnflow_core.repro.sr_plots import (example_files, plot_metrics_vs_temperature, plot_sr_examples,
@@ -60,12 +42,11 @@ from attnflow_core.repro.sr_plots import (example_files, plot_metrics_vs_tempera
 
 out = results_dir(profile, results_root)
 frame = temperature_frame(name, profile, results_root)
-bic = {"psnr": first["bicubic_psnr"], "ssim": first["bicubic_ssim"], "lr_psnr": first["bicubic_lr_psnr"],
-       "lpips": None if pd.isna(first["bicubic_lpips"]) else first["bicubic_lpips"]}
-plot_metrics_vs_temperature(frame, bic, f"Table 4 ({profile}, {first['dataset']}): metrics vs temperature",
-                            path=out / f"{name}.png", lpips_note=lpips_note)
+dataset = ours.iloc[0]["dataset"]
+plot_metrics_vs_temperature(frame, spec.bicubic(ours), f"Table 4 ({profile}, {dataset}): metrics vs temperature",
+                            path=out / f"{name}.png", lpips_note=spec.lpips_note(ours))
 
 # %%
 plot_sr_examples(example_files(name, profile, results_root),
-                 f"LR | SR samples | HR ({profile}, {first['dataset']}, test image 0)",
+                 f"LR | SR samples | HR ({profile}, {dataset}, test image 0)",
                  path=out / f"{name}_samples.png")

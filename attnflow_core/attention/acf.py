@@ -39,15 +39,9 @@ from .lipschitz_attention import (
     lipnorm_attention,
     lipnorm_attention_bound,
     spectral_norm,
+    tokens,
+    untokens,
 )
-
-
-def _tokens(h: Tensor) -> Tensor:
-    return h.flatten(2).transpose(1, 2)  # (B, N, D): a real permutation, not a reinterpreting view
-
-
-def _image(x: Tensor, like: Tensor) -> Tensor:
-    return x.transpose(1, 2).reshape(like.shape)
 
 
 class _ConvexGate(nn.Module):
@@ -96,8 +90,8 @@ class L2SelfAttention(_ConvexGate):
         return heads.transpose(1, 2).flatten(2) @ self.wo
 
     def forward(self, h: Tensor) -> Tensor:
-        x = _tokens(h)
-        return self.mix(h, _image(self.attend(x), h), self.raw_bound(x.shape[1]))
+        x = tokens(h)
+        return self.mix(h, untokens(self.attend(x), h), self.raw_bound(x.shape[1]))
 
 
 class LipschitzDotAttention(_ConvexGate):
@@ -123,7 +117,7 @@ class LipschitzDotAttention(_ConvexGate):
         return lipnorm_attention(self.q(x), self.k(x), self.v(x), self.scale, "exp")
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.mix(h, _image(self.attend(_tokens(h)), h), self.raw_bound())
+        return self.mix(h, untokens(self.attend(tokens(h)), h), self.raw_bound())
 
 
 class ACFPublishedDotAttention(nn.Module):

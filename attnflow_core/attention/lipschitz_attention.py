@@ -47,6 +47,16 @@ from torch import Tensor
 KERNELS = ("exp", "elu1")
 
 
+def tokens(h: Tensor) -> Tensor:
+    """``(B, D, H, W)`` map → ``(B, N, D)`` tokens (its pixels), a real permutation, not a reinterpreting view."""
+    return h.flatten(2).transpose(1, 2)
+
+
+def untokens(x: Tensor, like: Tensor) -> Tensor:
+    """``(B, N, D)`` tokens → the ``(B, D, H, W)`` shape of ``like`` (inverse of :func:`tokens`)."""
+    return x.transpose(1, 2).reshape(like.shape)
+
+
 def lambert_w0(z: float) -> float:
     """Principal branch of the Lambert W function for ``z ≥ 0`` (Halley's iteration, to float precision)."""
     if z < 0:

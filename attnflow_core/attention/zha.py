@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..core.errors import FlowError
 from ..nn.lipschitz import SpectralConv2d
-from .lipschitz_attention import lipnorm_attention, lipnorm_attention_bound, spectral_norm
+from .lipschitz_attention import lipnorm_attention, lipnorm_attention_bound, spectral_norm, tokens, untokens
 
 KINDS = ("idp", "icon")
 VARIANTS = ("published", "corrected")
@@ -75,8 +75,7 @@ class ZhaAttention(nn.Module):
     @torch.no_grad()
     def published_normaliser(self, x: Tensor) -> Tensor:
         """The published form's normaliser ``Σ e`` before the 1.5: ``(B,)`` (global) or ``(B, N_j)`` (column)."""
-        tok = lambda t: t.flatten(2).transpose(1, 2)
-        q, k = tok(self.q(x)), tok(self.k(x))
+        q, k = tokens(self.q(x)), tokens(self.k(x))
         return self._elu_scores(q, k).sum(dim=(1, 2) if self.normalise == "global" else 1)
 
     def _elu_scores(self, q: Tensor, k: Tensor) -> Tensor:
@@ -112,14 +111,12 @@ class ZhaAttention(nn.Module):
         return lipnorm_attention_bound(nu_out, nu_in, nv, 1.0, "elu1") * ng
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        tok = lambda t: t.flatten(2).transpose(1, 2)  # (B, N, ·)
-        q, k, v = tok(self.q(x)), tok(self.k(x)), tok(self.value(x))
+        q, k, v = tokens(self.q(x)), tokens(self.k(x)), tokens(self.value(x))
         if self.variant == "published":
             out = self._published_weights(q, k).transpose(1, 2) @ v  # out_j = Σ_i A_ij v_i
-            return self.gamma(out.transpose(1, 2).reshape(b, c, h, w))
+            return self.gamma(untokens(out, x))
         out = lipnorm_attention(*self._vectors(q, k), v, 1.0, "elu1")
-        return self.coeff * self.gamma(out.transpose(1, 2).reshape(b, c, h, w)) / self.raw_bound()
+        return self.coeff * self.gamma(untokens(out, x)) / self.raw_bound()
 
     # -- certificates ----------------------------------------------------------------------------
     @property

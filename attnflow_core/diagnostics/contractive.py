@@ -17,19 +17,14 @@ from ..flows.logdet import LogDetConfig, estimate_logdet, exact_logdet, truncati
 from ..nn.lipschitz import SpectralConv2d
 from ..nn.lipschitz_nets import LipschitzConvNet
 from ..nn.spectral import conv_norm_upper_bound, conv_ops, power_iteration
+from .jacobian import dense_jacobian
 from .lipschitz import conv_matrix, find_normaliser_root, jacobian_norm, lipschitz_probe
-
-
-def dense_branch_jacobian(g: nn.Module, x: Tensor) -> Tensor:
-    """``J_g(x)`` of one sample as a dense ``(D, D)`` matrix."""
-    jac = torch.autograd.functional.jacobian(lambda t: g(t).flatten(), x)
-    return jac.reshape(x.numel(), x.numel())
 
 
 def series_convergence(g: nn.Module, x: Tensor, n_max: int = 20) -> dict[str, Any]:
     """Partial sums of ``Σ (−1)^{k+1} tr(J^k)/k`` with exact traces against ``slogdet(I + J)``, and the
     truncation bound ``d·Σ_{k>n} L^k/k`` with ``L`` the certified ``Lip(g)``."""
-    jac = dense_branch_jacobian(g, x)
+    jac = dense_jacobian(g, x)
     exact = float(torch.linalg.slogdet(torch.eye(jac.shape[0], dtype=jac.dtype) + jac).logabsdet)
     lip = float(g.lipschitz_bound())
     partial, power, total = [], torch.eye(jac.shape[0], dtype=jac.dtype), 0.0

@@ -8,12 +8,17 @@ from ..attention.imap import IMap
 from ..attention.itrans import ITrans
 
 
-def jacobian(layer, x: Tensor) -> Tensor:
-    """Dense Jacobian ``∂y/∂x`` of ``layer`` at one sample ``x`` of shape (1, C, H, W): (D, D)."""
+def dense_jacobian(fn, x: Tensor) -> Tensor:
+    """Dense Jacobian ``∂fn(x)/∂x`` at one sample ``x`` of shape (1, ...): ``(D_out, D_in)``."""
     if x.shape[0] != 1:
-        raise ValueError("jacobian takes a single sample (batch size 1)")
-    jac = torch.autograd.functional.jacobian(lambda t: layer(t)[0].reshape(-1), x)
+        raise ValueError("a dense Jacobian takes a single sample (batch size 1)")
+    jac = torch.autograd.functional.jacobian(lambda t: fn(t).reshape(-1), x)
     return jac.reshape(jac.shape[0], -1)
+
+
+def jacobian(layer, x: Tensor) -> Tensor:
+    """Dense Jacobian ``∂y/∂x`` of a flow ``layer`` (``y, logdet = layer(x)``) at one sample: (D, D)."""
+    return dense_jacobian(lambda t: layer(t)[0], x)
 
 
 def mask_order(mask_flat: Tensor) -> tuple[Tensor, int]:

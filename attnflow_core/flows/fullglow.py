@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.errors import FlowError
 from ..core.layer import FlowLayer, LayerExample
 from ..core.ops import sum_except_batch
 from ..nn.fullglow import CouplingCondNet, FullGlowCouplingNet, GlobalCondNet
 from ..nn.norm import InitFlagMixin, data_init_affine
+from .coupling import _Coupling
+from .glow import LUMixin
 
 
 class CondActNorm(InitFlagMixin, FlowLayer):
@@ -75,7 +76,7 @@ class CondActNorm(InitFlagMixin, FlowLayer):
         return {"cond_actnorm": LayerExample(lambda: cls(4, 3, 6, 6), (2, 4, 6, 6), (2, 3, 6, 6))}
 
 
-class CondInvConv1x1(FlowLayer):
+class CondInvConv1x1(LUMixin, FlowLayer):
     r"""Conditional invertible 1×1 conv in LU form: one weight matrix per sample, predicted from ``cond``.
 
     :math:`(L', U', \mathbf s) = \mathrm{NN}(c)` (``2C² + C`` outputs per sample) and
@@ -94,28 +95,17 @@ class CondInvConv1x1(FlowLayer):
 
     def __init__(self, channels: int, cond_channels: int, height: int, width: int) -> None:
         super().__init__(channels, cond_channels)
-        c = channels
-        q, _ = torch.linalg.qr(torch.randn(c, c, dtype=torch.float64))
-        p, lower, upper = torch.linalg.lu(q)
-        s = torch.diagonal(upper)
-        dtype = torch.get_default_dtype()
-        self.register_buffer("perm", p.to(dtype))
-        self.register_buffer("sign_s", torch.sign(s).to(dtype))
-        self.register_buffer("lower_mask", torch.tril(torch.ones(c, c, dtype=dtype), -1))
-        self.register_buffer("eye", torch.eye(c, dtype=dtype))
-        self.net = GlobalCondNet(cond_channels, height, width, 2 * c * c + c)
+        lower, upper, log_s = self._init_lu(channels)
+        self.net = GlobalCondNet(cond_channels, height, width, 2 * channels * channels + channels)
         with torch.no_grad():
-            self.net.last.bias.copy_(torch.cat([lower.flatten(), torch.triu(upper, 1).flatten(),
-                                                torch.log(s.abs())]).to(self.net.last.bias))
+            self.net.last.bias.copy_(torch.cat([lower.flatten(), upper.flatten(), log_s]))
 
     def weights(self, cond: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample ``W`` (B, C, C) and log-diagonal ``s`` (B, C)."""
         c = self.channels
         out = self.net(cond)
-        lower = out[:, : c * c].view(-1, c, c) * self.lower_mask + self.eye
         s = out[:, 2 * c * c:]
-        upper = out[:, c * c: 2 * c * c].view(-1, c, c) * self.lower_mask.T + torch.diag_embed(self.sign_s * torch.exp(s))
-        return self.perm @ lower @ upper, s
+        return self._lu_weight(out[:, : c * c].view(-1, c, c), out[:, c * c: 2 * c * c].view(-1, c, c), s), s
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)
@@ -133,7 +123,7 @@ class CondInvConv1x1(FlowLayer):
         return {"cond_invconv": LayerExample(lambda: cls(4, 3, 5, 7), (2, 4, 5, 7), (2, 3, 5, 7))}
 
 
-class FullGlowCoupling(FlowLayer):
+class FullGlowCoupling(_Coupling):
     r"""Full-Glow's affine coupling, optionally conditioned on the left Glow's step output.
 
     With ``x_a = x[:, :C/2]`` and ``x_b = x[:, C/2:]`` (contiguous halves):
@@ -151,10 +141,6 @@ class FullGlowCoupling(FlowLayer):
 
     def __init__(self, channels: int, hidden: int = 512, cond_channels: int = 0, cond_hidden: int = 128) -> None:
         super().__init__(channels, cond_channels)
-        self.c1 = channels // 2
-        self.c2 = channels - self.c1
-        if self.c1 < 1:
-            raise FlowError(f"a coupling layer needs at least 2 channels, got {channels}")
         self.cond_net = CouplingCondNet(cond_channels, channels, cond_hidden) if cond_channels else None
         self.net = FullGlowCouplingNet(self.c1 + (channels if cond_channels else 0), 2 * self.c2, hidden)
 

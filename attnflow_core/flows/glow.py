@@ -48,7 +48,32 @@ class ActNorm(DataInitMixin, FlowLayer):
         return {"actnorm": LayerExample(lambda: cls(4), (2, 4, 4, 4))}
 
 
-class InvConv1x1(FlowLayer):
+class LUMixin:
+    r"""The LU parameterisation shared by Glow's 1×1 conv and Full-Glow's conditional one:
+    :math:`W = P\,(L \odot M_< + I)\,(U \odot M_> + \mathrm{diag}(\sigma \odot e^{\mathbf{s}}))` with the fixed
+    permutation ``P`` and signs ``σ`` of the LU factorisation of a random rotation (buffers ``perm``,
+    ``sign_s``, ``lower_mask``, ``eye``), so :math:`\log|\det W| = \sum_c s_c`."""
+
+    def _init_lu(self, channels: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Register the fixed buffers; return the free factors ``(L, U strict, s)`` of a random rotation."""
+        q, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64))
+        p, lower, upper = torch.linalg.lu(q)
+        s = torch.diagonal(upper)
+        dtype = torch.get_default_dtype()
+        self.register_buffer("perm", p.to(dtype))  # type: ignore[attr-defined]
+        self.register_buffer("sign_s", torch.sign(s).to(dtype))  # type: ignore[attr-defined]
+        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1).to(dtype))  # type: ignore[attr-defined]
+        self.register_buffer("eye", torch.eye(channels, dtype=dtype))  # type: ignore[attr-defined]
+        return lower.to(dtype), torch.triu(upper, 1).to(dtype), torch.log(torch.abs(s)).to(dtype)
+
+    def _lu_weight(self, lower: Tensor, upper: Tensor, log_s: Tensor) -> Tensor:
+        """``W`` from the free factors; batched over leading dims of ``lower``/``upper``/``log_s``."""
+        lower = lower * self.lower_mask + self.eye
+        upper = upper * self.lower_mask.T + torch.diag_embed(self.sign_s * torch.exp(log_s))
+        return self.perm @ lower @ upper
+
+
+class InvConv1x1(LUMixin, FlowLayer):
     r"""Invertible 1×1 convolution in LU form.
 
     :math:`W = P\,L\,(U + \mathrm{diag}(\sigma \odot e^{\mathbf{s}}))` with a fixed permutation
@@ -64,22 +89,13 @@ class InvConv1x1(FlowLayer):
 
     def __init__(self, channels: int) -> None:
         super().__init__(channels)
-        q, _ = torch.linalg.qr(torch.randn(channels, channels, dtype=torch.float64))
-        p, lower, upper = torch.linalg.lu(q)
-        s = torch.diagonal(upper)
-        dtype = torch.get_default_dtype()
-        self.register_buffer("perm", p.to(dtype))
-        self.register_buffer("sign_s", torch.sign(s).to(dtype))
-        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1).to(dtype))
-        self.register_buffer("eye", torch.eye(channels, dtype=dtype))
-        self.lower = nn.Parameter(lower.to(dtype))
-        self.upper = nn.Parameter(torch.triu(upper, 1).to(dtype))
-        self.log_s = nn.Parameter(torch.log(torch.abs(s)).to(dtype))
+        lower, upper, log_s = self._init_lu(channels)
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(upper)
+        self.log_s = nn.Parameter(log_s)
 
     def weight(self) -> Tensor:
-        lower = self.lower * self.lower_mask + self.eye
-        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
-        return self.perm @ lower @ upper
+        return self._lu_weight(self.lower, self.upper, self.log_s)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)

@@ -19,6 +19,7 @@ from ..core.errors import FlowError
 from ..core.layer import FlowLayer, LayerExample
 from ..core.ops import sum_except_batch
 from ..nn.coupling_nets import NetFactory, affine_net
+from .coupling import _Coupling
 
 
 class InvConv1x1Full(FlowLayer):
@@ -96,7 +97,7 @@ class AffineInjector(FlowLayer):
                 "injector_odd": LayerExample(lambda: cls(3, 2, hidden=8), (2, 3, 4, 4), (2, 2, 4, 4))}
 
 
-class CondAffineCoupling(FlowLayer):
+class CondAffineCoupling(_Coupling):
     r"""SRFlow's conditional affine coupling: ``x1`` (the first ``⌊C/2⌋`` channels) and the features
     parameterise an affine map of ``x2``.
 
@@ -111,16 +112,12 @@ class CondAffineCoupling(FlowLayer):
 
     def __init__(self, channels: int, cond_channels: int = 0, hidden: int = 64, eps: float = 1e-4,
                  net: NetFactory | None = None) -> None:
-        if channels < 2:
-            raise FlowError(f"a coupling layer needs at least 2 channels, got {channels}")
         super().__init__(channels, cond_channels)
         self.eps = float(eps)
-        self.c1 = channels // 2
-        self.net = (net or affine_net(hidden))(self.c1 + cond_channels, 2 * (channels - self.c1))
+        self.net = (net or affine_net(hidden))(self.c1 + cond_channels, 2 * self.c2)
 
     def _shift_scale(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
-        inp = x1 if self.cond_channels == 0 else torch.cat([x1, cond], dim=1)
-        return _shift_scale(self.net(inp), self.eps)
+        return _shift_scale(self.net(self._net_input(x1, cond)), self.eps)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)

@@ -190,7 +190,10 @@ class MultiScaleFlow(DensityFlow):
     # -- sampling ------------------------------------------------------------------------------
     def _sample(self, n: int, temperature: float, cond: Any) -> tuple[list[Tensor | None], Tensor]:
         """Latents drawn coarse to fine (each split prior needs the decoded kept half) and the decoded x."""
-        enc = self._encode_cond(cond)
+        return self._sample_encoded(self._encode_cond(cond), n, temperature)
+
+    def _sample_encoded(self, enc: Any, n: int, temperature: float) -> tuple[list[Tensor | None], Tensor]:
+        """:meth:`_sample` with the condition already encoded (to draw several temperatures from one encoding)."""
         p = next(self.parameters())
         zs: list[Tensor | None] = [p.new_empty(0)] * len(self.levels)
         top = len(self.levels) - 1

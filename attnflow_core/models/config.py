@@ -2,15 +2,21 @@
 
 A family's config is a dataclass that derives from :class:`ModelConfig` and names its ``family``
 (a class attribute, so it is not a field). ``from_dict`` refuses unknown keys and turns JSON lists
-back into the tuples the fields are declared as; ``to_dict`` gives JSON-friendly lists.
+back into the tuples the fields are declared as; ``to_dict`` gives JSON-friendly lists. A family that
+places iMap/iTrans in its steps derives from :class:`AttentionOptions` (the attention fields, their
+checks and the layer they build) instead.
 """
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ..attention import ATTENTION_KINDS, ATTENTIONS, POSITIONS, ITrans
+from ..attention.masks import MASK_KINDS
 from ..core.errors import FlowError
+from ..core.layer import FlowLayer
 
 # declared scalar type -> accepted Python types (bool is an int subclass: refused where a number is meant)
 _SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
@@ -63,3 +69,38 @@ class ModelConfig:
         shape = getattr(self, "image_shape")
         if len(shape) != 3 or min(shape) < 1:
             raise FlowError(f"config.image_shape must be (C, H, W), got {shape}")
+
+
+@dataclass
+class AttentionOptions(ModelConfig):
+    """The invertible attention a flow step gets (AttnFlow §4–5; cAttnFlow in the conditional families):
+    ``attention`` (``"none"``, ``"imap"``, ``"itrans"``) at ``position`` 1–4 of the step, iTrans'
+    ``heads``, ``patches`` and query/key width ``qk_channels``, the ``mask`` and its ``mask_seed``.
+    The fields of every family config that places iMap/iTrans (multiscale, SRFlow, Full-Glow)."""
+
+    attention: str = "none"
+    position: int = 4
+    heads: int = 5
+    patches: int = 4
+    mask: str = "checkerboard"
+    mask_seed: int = 0
+    qk_channels: int | None = None
+
+    def _attention_ok(self) -> None:
+        for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
+            self._one_of(name, options)
+        self._at_least_one("heads", "patches")
+
+    def attention_options(self) -> dict[str, Any]:
+        """The keyword options of ``ATTENTIONS[attention]`` besides the channel counts."""
+        return dict(mask=self.mask, mask_seed=self.mask_seed, heads=self.heads, patches=self.patches,
+                    qk_channels=self.qk_channels)
+
+    def attention_layer(self, channels: int, cond_channels: int = 0) -> FlowLayer:
+        """A new attention layer of this kind (call only when ``attention != "none"``)."""
+        return ATTENTIONS[self.attention](channels, cond_channels=cond_channels, **self.attention_options())
+
+    def check_attention_fits(self, channels: int, height: int, width: int) -> None:
+        """Fail at build time, clearly, if iTrans cannot cut a ``height × width`` map into its patches."""
+        if self.attention == "itrans":
+            ITrans(channels, patches=self.patches)._patch_shape(height, width)

@@ -32,11 +32,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..attention import ATTENTION_KINDS, POSITIONS, ITrans
-from ..attention.masks import MASK_KINDS
 from ..core.checks import check_finite, check_model_space
 from ..core.errors import FlowError
-from .config import ModelConfig
+from .config import AttentionOptions
 from .fullglow_parts import ATTENTION_PART, PARTS, GlowTower, LeftGlow, LeftGlowConditioner, LeftPass, tower_shapes
 from .multiscale import max_squeezes
 from .registry import register_family
@@ -45,7 +43,7 @@ _LABEL_HINT = "pass 8-bit label maps (uint8: colour labels 0..255 or one-hot 0/2
 
 
 @dataclass
-class FullGlowConfig(ModelConfig):
+class FullGlowConfig(AttentionOptions):
     """Configuration of Full-Glow / cAttnFlow (JSON-friendly). ``image_shape`` is the photo's,
     ``label_channels`` the label map's channel count (3 for colour labels, 34 for one-hot labelIds).
     ``left_weight`` is the weight of the left Glow's bits/dim in the training loss (the reference's
@@ -59,20 +57,13 @@ class FullGlowConfig(ModelConfig):
     steps: int = 16
     hidden: int = 512
     cond_hidden: int = 128
-    attention: str = "none"
-    position: int = 4
-    heads: int = 1
-    patches: int = 4
-    mask: str = "checkerboard"
-    mask_seed: int = 0
-    qk_channels: int | None = None
+    heads: int = 1  # the paper's Table 5 count (34.70 M) is iTrans with one head
     left_weight: float = 1e-4
 
     def validate(self) -> None:
-        for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
-            self._one_of(name, options)
+        self._attention_ok()
         self._image_shape_ok()
-        self._at_least_one("label_channels", "levels", "steps", "hidden", "cond_hidden", "heads", "patches")
+        self._at_least_one("label_channels", "levels", "steps", "hidden", "cond_hidden")
         if not self.left_weight >= 0:
             raise FlowError(f"config.left_weight must be >= 0, got {self.left_weight}")
         _, h, w = self.image_shape
@@ -82,9 +73,8 @@ class FullGlowConfig(ModelConfig):
         if min(lh, lw) < 5:
             raise FlowError(f"level {self.levels} of a {h}×{w} image is {lh}×{lw}, but Full-Glow's conditioning "
                             f"nets need at least 5×5 (two valid 3×3 convs): use fewer levels or larger images")
-        if self.attention == "itrans":
-            for c, lh, lw in tower_shapes(self.image_shape, self.levels):
-                ITrans(c, patches=self.patches)._patch_shape(lh, lw)
+        for c, lh, lw in tower_shapes(self.image_shape, self.levels):
+            self.check_attention_fits(c, lh, lw)
 
 
 class FullGlow(GlowTower):
@@ -109,8 +99,7 @@ class FullGlow(GlowTower):
         attn: dict[str, Any] = {}
         parts = ("act", "w", "out")
         if cfg.attention != "none":
-            attn = dict(attention=cfg.attention, position=cfg.position, heads=cfg.heads, patches=cfg.patches,
-                        mask=cfg.mask, mask_seed=cfg.mask_seed, qk_channels=cfg.qk_channels)
+            attn = dict(attention=cfg.attention, position=cfg.position, **cfg.attention_options())
             parts = tuple(p for p in PARTS if p in set(parts) | {ATTENTION_PART[cfg.position]})
         super().__init__(cfg.image_shape, cfg.levels, cfg.steps, cfg.hidden,
                          cond_channels=[s[0] for s in tower_shapes(label_shape, cfg.levels)],
@@ -203,14 +192,7 @@ class FullGlow(GlowTower):
         if cond.shape[0] != n:
             raise FlowError(f"sample: the label batch has {cond.shape[0]} maps but n={n} samples were asked for")
         check_finite(cond, "label map")
-        enc = self._encode_cond(cond)
-        top = len(self.levels) - 1
-        h = self.priors[top].sample((n, *self.latent_shapes[top]), None, None, temperature)
-        for lvl in reversed(range(len(self.levels))):
-            if lvl < top:
-                h = torch.cat([h, self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, None, temperature)], 1)
-            h = self._level_inverse(lvl, h, enc)
-        return h
+        return self._sample(n, temperature, cond)[1]
 
 
 register_family("fullglow", FullGlowConfig, FullGlow)

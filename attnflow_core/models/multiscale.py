@@ -18,8 +18,6 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..attention import ATTENTION_KINDS, ATTENTIONS, POSITIONS, ITrans
-from ..attention.masks import MASK_KINDS
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.coupling import AffineCoupling, MixLogisticCoupling
@@ -27,7 +25,7 @@ from ..flows.glow import ActNorm, InvConv1x1, Squeeze
 from ..priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior
 from .base import MultiScaleFlow
 from .conditioning import Conditioner
-from .config import ModelConfig
+from .config import AttentionOptions
 from .registry import register_family
 
 BACKBONES = ("glow", "marflow")
@@ -43,7 +41,7 @@ def max_squeezes(height: int, width: int) -> int:
 
 
 @dataclass
-class FlowConfig(ModelConfig):
+class FlowConfig(AttentionOptions):
     """Plain configuration of a multi-scale flow (all fields are JSON-friendly)."""
 
     family: ClassVar[str] = "multiscale"  # the model registry's key (not a field: keeps stage-1 configs)
@@ -54,13 +52,6 @@ class FlowConfig(ModelConfig):
     steps: int = 4
     hidden: int = 96
     coupling: str = "affine"
-    attention: str = "none"
-    position: int = 4
-    heads: int = 5
-    patches: int = 4
-    mask: str = "checkerboard"
-    mask_seed: int = 0
-    qk_channels: int | None = None
     components: int = 32
     blocks: int = 10
     dropout: float = 0.2
@@ -70,12 +61,11 @@ class FlowConfig(ModelConfig):
     cond_channels: int = 0
 
     def validate(self) -> None:
-        for name, options in (("backbone", BACKBONES), ("coupling", COUPLINGS), ("attention", ATTENTION_KINDS),
-                              ("position", POSITIONS), ("mask", MASK_KINDS)):
+        for name, options in (("backbone", BACKBONES), ("coupling", COUPLINGS)):
             self._one_of(name, options)
+        self._attention_ok()
         self._image_shape_ok()
-        self._at_least_one("levels", "steps", "hidden", "heads", "patches", "components", "prior_hidden",
-                           "prior_layers")
+        self._at_least_one("levels", "steps", "hidden", "components", "prior_hidden", "prior_layers")
         if self.blocks < 0 or not 0 <= self.dropout < 1:
             raise FlowError("config.blocks must be >= 0 and config.dropout in [0, 1)")
         _, h, w = self.image_shape
@@ -106,9 +96,7 @@ class FlowStep(FlowSequence):
                                            cond_channels=cc, attention=cfg.coupling_attention)
         layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1(channels), coupling]
         if cfg.attention != "none":
-            attn = ATTENTIONS[cfg.attention](channels, cond_channels=cc, mask=cfg.mask, mask_seed=cfg.mask_seed,
-                                             heads=cfg.heads, patches=cfg.patches, qk_channels=cfg.qk_channels)
-            layers.insert(cfg.position - 1, attn)
+            layers.insert(cfg.position - 1, cfg.attention_layer(channels, cc))
         super().__init__(layers)
 
     @classmethod
@@ -150,8 +138,7 @@ class FlowModel(MultiScaleFlow):
         for lvl in range(cfg.levels):
             c, h, w = 4 * c, h // 2, w // 2
             self.level_shapes.append((c, h, w))
-            if cfg.attention == "itrans":
-                ITrans(c, patches=cfg.patches)._patch_shape(h, w)  # fail at build time, clearly
+            cfg.check_attention_fits(c, h, w)
             self.levels.append(FlowSequence([Squeeze()] + [FlowStep(c, cfg) for _ in range(cfg.steps)]))
             last = lvl == cfg.levels - 1
             keep = c if last else c // 2

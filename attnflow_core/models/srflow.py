@@ -42,7 +42,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..attention import ATTENTIONS, ITrans
 from ..core.checks import check_finite, check_image
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
@@ -74,10 +73,7 @@ class SRFlowStep(FlowSequence):
                                    AffineInjector(channels, fc, cfg.hidden, cfg.eps),
                                    CondAffineCoupling(channels, fc, cfg.hidden, cfg.eps)]
         if cfg.attention != "none":
-            attn = ATTENTIONS[cfg.attention](channels, cond_channels=fc if cfg.attention_cond else 0, mask=cfg.mask,
-                                             mask_seed=cfg.mask_seed, heads=cfg.heads, patches=cfg.patches,
-                                             qk_channels=cfg.qk_channels)
-            layers.insert(_ATTN_INDEX[cfg.position], attn)
+            layers.insert(_ATTN_INDEX[cfg.position], cfg.attention_layer(channels, fc if cfg.attention_cond else 0))
         super().__init__(layers)
         self.cond_channels = fc
 
@@ -136,8 +132,7 @@ class SRFlowModel(MultiScaleFlow):
         for level in range(1, cfg.levels + 1):
             c, h, w = 4 * c, h // 2, w // 2
             self.level_shapes.append((c, h, w))
-            if cfg.attention == "itrans":
-                ITrans(c, patches=cfg.patches)._patch_shape(h, w)  # fail at build time, clearly
+            cfg.check_attention_fits(c, h, w)
             layers: list[FlowLayer] = [Squeeze()]
             for _ in range(cfg.extra_steps):
                 layers += [ActNorm(c), InvConv1x1Full(c)]
@@ -231,16 +226,6 @@ class SRFlowModel(MultiScaleFlow):
         return self.conditioner.encode(lr)
 
     # -- sampling --------------------------------------------------------------------------------------
-    def _sample_from(self, enc: Any, n: int, temperature: float) -> Tensor:
-        top = len(self.levels) - 1
-        h = self.priors[top].sample((n, *self.latent_shapes[top]), None, None, temperature)
-        for lvl in reversed(range(len(self.levels))):
-            if lvl < top and self.latent_shapes[lvl] is not None:
-                z = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, None, temperature)
-                h = torch.cat([h, z], dim=1)
-            h = self._level_inverse(lvl, h, enc)
-        return h
-
     @torch.no_grad()
     def sample(self, lr: Tensor | int, temperature: float = 1.0, cond: Tensor | None = None) -> Tensor:
         """Super-resolved samples in model space: ``sample(lr, τ)`` (or ``sample(n, τ, cond=lr)``)."""
@@ -251,7 +236,7 @@ class SRFlowModel(MultiScaleFlow):
         self.check_lr(cond, None if isinstance(lr, Tensor) else int(lr))
         if not temperature >= 0:
             raise FlowError(f"temperature must be >= 0, got {temperature}")
-        return self._sample_from(self._encode_cond(cond), cond.shape[0], float(temperature))
+        return self._sample(cond.shape[0], float(temperature), cond)[1]
 
     @torch.no_grad()
     def super_resolve(self, lr: Tensor, temperature: float | Sequence[float] = 0.8) -> Tensor | list[Tensor]:
@@ -261,7 +246,7 @@ class SRFlowModel(MultiScaleFlow):
         if any(not t >= 0 for t in temps):
             raise FlowError(f"temperatures must be >= 0, got {temps}")
         enc = self._encode_cond(lr)
-        out = [self.to_uint8(self._sample_from(enc, lr.shape[0], float(t))) for t in temps]
+        out = [self.to_uint8(self._sample_encoded(enc, lr.shape[0], float(t))[1]) for t in temps]
         return out[0] if isinstance(temperature, (int, float)) else out
 
 

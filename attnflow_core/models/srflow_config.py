@@ -4,17 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..attention import ATTENTION_KINDS, POSITIONS
-from ..attention.masks import MASK_KINDS
 from ..core.errors import FlowError
 from ..nn.rrdb import SCALE
-from .config import ModelConfig
+from .config import AttentionOptions
 
 LEVEL_MAPS = {1: "fea_up4", 2: "fea_up2", 3: "fea_up1", 4: "fea_up0"}  # 8× SR: level l sees the 8/2^l map
 
 
 @dataclass
-class SRFlowConfig(ModelConfig):
+class SRFlowConfig(AttentionOptions):
     """Configuration of SRFlow / cAttnFlow (JSON-friendly; the defaults are SRFlow's CelebA 8× L4 K16)."""
 
     family: ClassVar[str] = "srflow"
@@ -30,13 +28,6 @@ class SRFlowConfig(ModelConfig):
     rrdb_blocks: tuple[int, ...] | None = None  # None: every other block ending with the last (1, 3, 5, 7)
     eps: float = 1e-4
     correct_splits: bool = False
-    attention: str = "none"
-    position: int = 4
-    heads: int = 5
-    patches: int = 4
-    mask: str = "checkerboard"
-    mask_seed: int = 0
-    qk_channels: int | None = None
     attention_cond: bool = True
     freeze_encoder_fraction: float = 0.0
 
@@ -60,10 +51,9 @@ class SRFlowConfig(ModelConfig):
         return level < self.levels if self.correct_splits else level < self.levels - 1
 
     def validate(self) -> None:
-        for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
-            self._one_of(name, options)
+        self._attention_ok()
         self._image_shape_ok()
-        self._at_least_one("levels", "steps", "hidden", "nf", "nb", "gc", "heads", "patches")
+        self._at_least_one("levels", "steps", "hidden", "nf", "nb", "gc")
         if self.levels > len(LEVEL_MAPS):
             raise FlowError(f"8× SRFlow has encoder maps for {len(LEVEL_MAPS)} levels; got levels={self.levels}")
         _, h, w = self.image_shape

@@ -9,23 +9,28 @@ from .norm import DataInitAffine
 
 
 class ZeroConv2d(nn.Module):
-    """3×3 conv, zero-initialised, output scaled by ``exp(3·logs)``: the flow starts at identity.
+    """3×3 conv on the input padded by one pixel of ``pad_value`` (0: Glow's; 1: Full-Glow's), zero-initialised,
+    output scaled by ``exp(3·logs)``: the flow starts at identity.
 
     References: Kingma & Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions", NeurIPS 2018.
     """
 
-    def __init__(self, cin: int, cout: int, logscale_factor: float = 3.0) -> None:
+    def __init__(self, cin: int, cout: int, logscale_factor: float = 3.0, pad_value: float = 0.0) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv = nn.Conv2d(cin, cout, 3)
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
         self.logs = nn.Parameter(torch.zeros(1, cout, 1, 1))
         self.factor = logscale_factor
+        self.pad_value = float(pad_value)
 
     def forward(self, x: Tensor) -> Tensor:
         # the output scale is folded into weight and bias: one conv instead of conv + multiply
         s = torch.exp(self.logs * self.factor).view(-1)
-        return F.conv2d(x, self.conv.weight * s.view(-1, 1, 1, 1), self.conv.bias * s, padding=1)
+        w, b = self.conv.weight * s.view(-1, 1, 1, 1), self.conv.bias * s
+        if self.pad_value == 0.0:
+            return F.conv2d(x, w, b, padding=1)
+        return F.conv2d(F.pad(x, [1, 1, 1, 1], value=self.pad_value), w, b)
 
 
 class NormConv2d(nn.Module):

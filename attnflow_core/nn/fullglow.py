@@ -7,17 +7,16 @@ L=4, K=16, 256×256). The networks are written here from that description; none 
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.errors import FlowError
+from .convs import ZeroConv2d
 
 
-class OnesPadZeroConv2d(nn.Module):
-    r"""Full-Glow's ``ZeroInitConv2d``: the input is padded by one pixel **with the value 1** (not 0), then a
-    valid 3×3 conv with zero-initialised weight and bias is applied and the output is scaled by
-    :math:`e^{3 s}` (``s`` a learned per-channel log-scale, zero at start).
+class OnesPadZeroConv2d(ZeroConv2d):
+    r"""Full-Glow's ``ZeroInitConv2d``: :class:`~attnflow_core.nn.convs.ZeroConv2d` with the input padded by one
+    pixel **with the value 1** (not 0).
 
     The one-padding makes the output depend on the position near the border even for an all-zero input,
     which is how Full-Glow's top-level prior (this conv applied to zeros) varies at the image border.
@@ -27,17 +26,7 @@ class OnesPadZeroConv2d(nn.Module):
     """
 
     def __init__(self, cin: int, cout: int, logscale_factor: float = 3.0) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 3)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
-        self.scale = nn.Parameter(torch.zeros(1, cout, 1, 1))
-        self.factor = logscale_factor
-
-    def forward(self, x: Tensor) -> Tensor:
-        s = torch.exp(self.scale * self.factor).view(-1)
-        # the output scale folded into weight and bias: one conv instead of conv + multiply
-        return F.conv2d(F.pad(x, [1, 1, 1, 1], value=1.0), self.conv.weight * s.view(-1, 1, 1, 1), self.conv.bias * s)
+        super().__init__(cin, cout, logscale_factor, pad_value=1.0)
 
 
 class FullGlowCouplingNet(nn.Module):
