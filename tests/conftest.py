@@ -3,6 +3,8 @@ another device / precision (float64 Jacobian checks always run in float64)."""
 import pytest
 import torch
 
+from attnflow_core.data import load_dataset
+
 
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for the tests (cpu, cuda, cuda:1, ...)")
@@ -37,3 +39,9 @@ def _one_thread():
 def _seed():
     torch.manual_seed(1234)
     yield
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8×8 digits, train and test splits (read-only in every test)."""
+    return load_dataset("digits", "train"), load_dataset("digits", "test")

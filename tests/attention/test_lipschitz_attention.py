@@ -8,14 +8,14 @@ import torch
 
 from attnflow_core.attention.acf import L2SelfAttention, LipschitzDotAttention
 from attnflow_core.attention.lipschitz_attention import KERNELS, lambert_w0, lipnorm_attention, lipnorm_attention_bound
+from attnflow_core.diagnostics.jacobian import dense_jacobian
 from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
 
 N, D = 5, 4
 
 
 def _dense_norm(fn, x):
-    jac = torch.autograd.functional.jacobian(lambda t: fn(t).flatten(), x).reshape(x.numel(), x.numel())
-    return float(torch.linalg.matrix_norm(jac, ord=2))
+    return float(torch.linalg.matrix_norm(dense_jacobian(fn, x), ord=2))
 
 
 def _inputs(seed):

@@ -10,11 +10,6 @@ from attnflow_core.data import DATASETS, dataset_shape, load_dataset
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", "train"), load_dataset("digits", "test")
-
-
 def test_registry_knows_the_stage1_sets():
     assert {"digits", "mnist", "cifar10"} <= set(DATASETS.names())
     with pytest.raises(DataError, match="unknown data set 'svhn'"):

@@ -1,17 +1,10 @@
 """Likelihood evaluation: the whole split, seeded, restoring the RNG."""
-import pytest
 import torch
 
 from attnflow_core import FlowModel
-from attnflow_core.data import load_dataset
 from attnflow_core.metrics import evaluate_bpd
 
 TINY = dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8, attention="imap")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", "train"), load_dataset("digits", "test")
 
 
 def test_evaluation_covers_the_whole_split(digits):

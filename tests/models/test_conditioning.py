@@ -6,7 +6,7 @@ from torch import nn
 
 from attnflow_core import EncoderConditioner, FlowError, FlowModel, PooledConditioner
 from attnflow_core.core import flatten_latents
-from attnflow_core.testing import jacobian_logdets, perturb_
+from attnflow_core.testing import jacobian_logdets, prepare_model
 
 CFG = dict(image_shape=(3, 8, 8), levels=2, steps=2, hidden=8, heads=2, attention="imap", cond_channels=2)
 
@@ -23,12 +23,12 @@ class TwoLevelEncoder(nn.Module):
         return [F.avg_pool2d(f, 2), F.avg_pool2d(f, 4)]
 
 
-def _ready(model, x, cond):
-    model.train()
-    model.log_prob(x, cond)
-    perturb_(model, 0.05)
-    model.eval()
-    return model
+def _check_exact(m, x, c):
+    """decode(encode(x)) == x and the log-det equals slogdet of the autograd Jacobian (first sample)."""
+    zs, _, logdet = m.encode(x, c)
+    assert (m.decode(zs, c) - x).abs().max() < 1e-10
+    expected = jacobian_logdets(lambda t: flatten_latents(m.encode(t, c[:1])[0]), x[:1])
+    torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-8)
 
 
 def test_pooled_default_is_stage1_average_pooling():
@@ -43,11 +43,8 @@ def test_conditional_model_is_exact_and_cond_matters():
     m = FlowModel(CFG).double()
     x = torch.rand(3, 3, 8, 8, dtype=torch.float64) - 0.5
     c = torch.randn(3, 2, 8, 8, dtype=torch.float64)
-    _ready(m, x, c)
-    zs, _, logdet = m.encode(x, c)
-    assert (m.decode(zs, c) - x).abs().max() < 1e-10
-    expected = jacobian_logdets(lambda t: flatten_latents(m.encode(t, c[:1])[0]), x[:1])
-    torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-8)
+    prepare_model(m, x, c)
+    _check_exact(m, x, c)
     assert (m.log_prob(x, c) - m.log_prob(x, c + 1)).abs().max() > 1e-6
 
 
@@ -58,11 +55,8 @@ def test_encoder_is_trained_jointly_and_routed_per_level():
     assert {id(p) for p in enc.parameters()} <= {id(p) for p in m.parameters()}
     x = torch.rand(2, 3, 8, 8, dtype=torch.float64) - 0.5
     c = torch.randn(2, 1, 8, 8, dtype=torch.float64)
-    _ready(m, x, c)
-    zs, _, logdet = m.encode(x, c)
-    assert (m.decode(zs, c) - x).abs().max() < 1e-10
-    expected = jacobian_logdets(lambda t: flatten_latents(m.encode(t, c[:1])[0]), x[:1])
-    torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-8)
+    prepare_model(m, x, c)
+    _check_exact(m, x, c)
     m.log_prob(x, c).sum().backward()
     assert enc.conv.weight.grad is not None and enc.conv.weight.grad.abs().sum() > 0
     s = m.sample(2, temperature=0.5, cond=c)

@@ -8,7 +8,7 @@ import torch
 from attnflow_core import FlowError, build_model
 from attnflow_core.core import flatten_latents
 from attnflow_core.models.fullglow import FullGlow
-from attnflow_core.testing import jacobian_logdets, perturb_
+from attnflow_core.testing import jacobian_logdets, prepare_model
 from attnflow_core.training.objectives import JointBitsPerDim
 
 # 1-channel photos keep the Jacobian small (400 dims at two levels, 144 at one); a 3-channel label makes the
@@ -23,11 +23,7 @@ def _ready(cfg, batch=2, seed=0):
     m = build_model(cfg).double()
     x = torch.rand(batch, *m.image_shape, dtype=torch.float64) - 0.5
     c = torch.rand(batch, *m.label_shape, dtype=torch.float64) - 0.5
-    m.train()
-    m.log_prob(x, c)  # data-dependent initialisation of both Glows
-    perturb_(m, 0.05, seed)
-    m.eval()
-    return m, x, c
+    return prepare_model(m, x, c, seed=seed), x, c  # data-dependent initialisation of both Glows
 
 
 @pytest.mark.parametrize("cfg", [TINY, {**ONE_LEVEL, "attention": "imap", "position": 2},

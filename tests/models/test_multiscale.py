@@ -9,7 +9,7 @@ from attnflow_core import FlowError, build_model
 from attnflow_core.attention import POSITIONS
 from attnflow_core.attention.masks import MASK_KINDS
 from attnflow_core.core import flatten_latents
-from attnflow_core.testing import jacobian_logdets, perturb_
+from attnflow_core.testing import jacobian_logdets, prepare_model
 
 SMALL = dict(image_shape=(3, 8, 8), levels=2, steps=1, hidden=8, heads=2)
 
@@ -18,11 +18,7 @@ def _model(dtype=torch.float64, **kw):
     cfg = {**SMALL, **kw}
     m = build_model(cfg).to(dtype)
     x = torch.rand(3, *cfg["image_shape"], dtype=dtype) - 0.5
-    m.train()
-    m.log_prob(x)  # ActNorm data-dependent init
-    perturb_(m, 0.05)
-    m.eval()
-    return m, x
+    return prepare_model(m, x), x
 
 
 def _check_model(m, x):

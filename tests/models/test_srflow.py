@@ -6,7 +6,7 @@ import torch
 from attnflow_core import FlowError, build_model
 from attnflow_core.models.registry import config_to_dict, make_config
 from attnflow_core.models.srflow import SRFlowConfig, SRFlowModel
-from attnflow_core.testing import jacobian_logdets, perturb_
+from attnflow_core.testing import jacobian_logdets, prepare_model
 
 # exact counts of the reference code (CONDITIONAL.md §1.6: encoder + flow), which include an unused
 # 3×3 conv (320 → 96) built in FlowUpsamplerNet and never called; we do not build it
@@ -91,10 +91,7 @@ def _ready(cfg, seed=0, scale=0.05, size=16):
     m = build_model({"family": "srflow", **TINY, "image_shape": (3, size, size), **cfg}).double()
     x = torch.rand(8, 3, size, size, dtype=torch.float64) - 0.5
     lr = torch.rand(8, 3, size // 8, size // 8, dtype=torch.float64)
-    m.train()
-    m.log_prob(x, lr)  # data-dependent initialisation (a batch of 8: per-channel stds of deep 1×1 maps)
-    perturb_(m, scale)
-    m.eval()
+    prepare_model(m, x, lr, scale)  # data-dependent init on a batch of 8: per-channel stds of deep 1×1 maps
     return m, x[:2], lr[:2]
 
 

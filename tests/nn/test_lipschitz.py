@@ -15,6 +15,11 @@ from attnflow_core.nn.lipschitz import (
 from attnflow_core.nn.spectral import conv_norm_upper_bound
 
 
+def _exact_norm(weight, size, padding):
+    """The operator 2-norm of the zero-padded conv, from its dense matrix (the independent reference)."""
+    return float(torch.linalg.matrix_norm(conv_matrix(weight, size, padding), ord=2))
+
+
 def test_lipswish_slope_is_below_one_for_every_beta():
     assert 0.9998 < lipswish_max_slope() < 1.0  # max_t |d/dt t·sigmoid(t)| = 1.09984… < 1.1
     act = LipSwish().double()
@@ -30,12 +35,12 @@ def test_lipswish_slope_is_below_one_for_every_beta():
 def test_estimate_exact_and_certified_norms_are_ordered(cin, cout, k, size):
     torch.manual_seed(0)
     conv = SpectralConv2d(cin, cout, k, size, coeff=0.9).double()
-    exact = float(torch.linalg.matrix_norm(conv_matrix(conv.weight, size, k // 2), ord=2))
+    exact = _exact_norm(conv.weight, size, k // 2)
     conv.refresh(max_iter=2000, tol=1e-10)
     cert = conv.certified_norm()
     assert float(conv.sigma_hat) <= exact * (1 + 1e-9) <= cert * (1 + 1e-9)
     assert abs(float(conv.sigma_hat) - exact) < 1e-3 * exact  # power iteration converged to the true norm
-    used = float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight(), size, k // 2), ord=2))
+    used = _exact_norm(conv.normalized_weight(), size, k // 2)
     assert used <= 0.9 * (1 + 1e-9) and conv.lipschitz_bound() <= 0.9 * (1 + 1e-8)
 
 
@@ -43,9 +48,9 @@ def test_a_single_power_iteration_underestimates_but_the_layer_stays_below_targe
     torch.manual_seed(1)
     conv = SpectralConv2d(3, 6, 3, (5, 5), coeff=0.5).double()
     conv.refresh(max_iter=1)  # a deliberately poor estimate
-    exact = float(torch.linalg.matrix_norm(conv_matrix(conv.weight, (5, 5), 1), ord=2))
+    exact = _exact_norm(conv.weight, (5, 5), 1)
     assert float(conv.sigma_hat) < exact * (1 - 1e-3)  # the public code would normalise too little here
-    used = float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight(), (5, 5), 1), ord=2))
+    used = _exact_norm(conv.normalized_weight(), (5, 5), 1)
     assert used <= 0.5 * (1 + 1e-9)
 
 
@@ -60,7 +65,7 @@ def test_weights_scaled_100x_are_renormalised_at_the_next_forward():
     conv(torch.randn(1, 2, 4, 4, dtype=torch.float64))
     lin(torch.randn(1, 6, dtype=torch.float64))
     assert not conv.is_stale()
-    assert float(torch.linalg.matrix_norm(conv_matrix(conv.normalized_weight().detach(), (4, 4), 1), ord=2)) <= 0.98 * (1 + 1e-9)
+    assert _exact_norm(conv.normalized_weight().detach(), (4, 4), 1) <= 0.98 * (1 + 1e-9)
     assert float(torch.linalg.matrix_norm(lin.normalized_weight().detach(), ord=2)) <= 0.98 * (1 + 1e-9)
 
 
@@ -69,7 +74,7 @@ def test_bound_for_the_declared_size_covers_smaller_inputs_and_larger_ones_are_r
     w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
     big = conv_norm_upper_bound(w, (6, 6), (1, 1))
     for size in [(1, 1), (2, 5), (6, 6)]:
-        assert float(torch.linalg.matrix_norm(conv_matrix(w, size, 1), ord=2)) <= big
+        assert _exact_norm(w, size, 1) <= big
     conv = SpectralConv2d(2, 3, 3, (6, 6))
     conv(torch.randn(1, 2, 4, 6))  # smaller: fine
     with pytest.raises(FlowError, match="up to 6×6"):
@@ -85,7 +90,7 @@ def test_certificate_is_an_upper_bound_on_random_kernels():
         k = int(torch.tensor([1, 3, 5])[torch.randint(0, 3, (1,), generator=g)])
         cin, cout = (int(v) for v in torch.randint(1, 5, (2,), generator=g))
         wt = torch.randn(cout, cin, k, k, generator=g, dtype=torch.float64)
-        exact = float(torch.linalg.matrix_norm(conv_matrix(wt, (h, w), k // 2), ord=2))
+        exact = _exact_norm(wt, (h, w), k // 2)
         assert exact <= conv_norm_upper_bound(wt, (h, w), (k // 2, k // 2))
 
 
@@ -123,7 +128,7 @@ def test_a_state_saved_before_its_refresh_is_not_trusted_after_loading(make):
     w = fresh.normalized_weight()
     w = w.detach()
     exact = (float(torch.linalg.matrix_norm(w, ord=2)) if w.dim() == 2
-             else float(torch.linalg.matrix_norm(conv_matrix(w.double(), (5, 5), 1), ord=2)))
+             else _exact_norm(w.double(), (5, 5), 1))
     assert exact <= bound <= 0.9 * (1 + 1e-6)
 
 

@@ -28,18 +28,14 @@ def test_ar_prior_sequential_sampling_matches_teacher_forcing():
     torch.testing.assert_close(z, mean)
 
 
-def test_convlstm_dense_path_equals_convolution():
+def test_convlstm_dense_path_equals_convolution(monkeypatch):
     from attnflow_core.nn import ConvLSTM
     lstm = ConvLSTM(6, layers=2, kernel=5, dilation=2).double()
     perturb_(lstm)
     x = torch.randn(5, 3, 6, 4, 4, dtype=torch.float64)
     fast = lstm.run_sequence(x)
-    ConvLSTM.dense_max_pixels = 0
-    try:
-        slow = lstm.run_sequence(x)
-    finally:
-        ConvLSTM.dense_max_pixels = 16
-    torch.testing.assert_close(fast, slow)
+    monkeypatch.setattr(ConvLSTM, "dense_max_pixels", 0)  # force the convolution path
+    torch.testing.assert_close(fast, lstm.run_sequence(x))
 
 
 def test_priors_share_one_argument_order():

@@ -4,15 +4,10 @@ import torch
 
 from attnflow_core import FlowModel, NonFiniteError
 from attnflow_core.core import CheckpointError, DataError
-from attnflow_core.data import TensorBatches, load_dataset
+from attnflow_core.data import TensorBatches
 from attnflow_core.training import TrainConfig, fit, load_checkpoint, train
 
 TINY = dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8, attention="imap")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", "train"), load_dataset("digits", "test")
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, digits):
