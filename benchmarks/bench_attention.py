@@ -41,11 +41,10 @@ from attnflow_core.repro.timing import (  # noqa: E402
     PAPER_TEST_S,
     PAPER_TRAIN_DAYS,
     SCALES,
-    VARIANTS,
     measure_memory,
     measure_timings,
     run_isolated,
-    sync,
+    timed,
     timing_args,
 )
 from attnflow_core.training import pick_device, warmup_factor  # noqa: E402
@@ -124,16 +123,15 @@ def train_glow_pair(args: dict) -> list[dict]:
             opt = opts[k]
             for group in opt.param_groups:
                 group["lr"] = 1e-3 * warmup_factor(step, 50)
-            sync(device)
-            t0 = time.perf_counter()
-            loss = bpd(log_prob(xb)).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
-            opt.step()
-            sync(device)
-            times[k].append(time.perf_counter() - t0)
-            losses[k].append(float(loss.detach()))
+            def train_step():
+                loss = bpd(log_prob(xb)).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+                opt.step()
+                losses[k].append(float(loss.detach()))
+
+            times[k].append(timed(train_step, device))
     rows = []
     test_gen = torch.Generator().manual_seed(3)
     test_batches = [(i, min(i + 500, te.images.shape[0])) for i in range(0, te.images.shape[0], 500)]
@@ -180,10 +178,10 @@ def main(argv=None) -> int:
     print(f"benchmarks: {meta}", flush=True)
 
     if not a.skip_attention:
-        args = timing_args(a.scale, device, a.threads, VARIANTS, compile=a.compile, channels_last=a.channels_last,
+        args = timing_args(a.scale, device, a.threads, compile=a.compile, channels_last=a.channels_last,
                            tf32=not a.no_tf32)
         rows = run_isolated(measure_timings, args, isolate)
-        for r, v in zip(rows, VARIANTS):
+        for r, v in zip(rows, args["variants"]):
             r["peak_mem_mb"] = run_isolated(measure_memory, dict(args, variant=v), isolate)
             r["peak_mem_kind"] = "cuda max allocated" if device.type == "cuda" else "process peak RSS"
             print(f"  {r['variant']:17s} step {r['train_step_s'] * 1e3:8.1f} ms   log_prob {r['log_prob_s'] * 1e3:8.1f} ms   "

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,7 +29,10 @@ from attnflow_core.flows.elementwise import FlooredActNorm  # noqa: E402
 from attnflow_core.flows.residual import ResidualBlock  # noqa: E402
 from attnflow_core.nn.lipschitz import SpectralRefresh  # noqa: E402
 from attnflow_core.nn.lipschitz_nets import LipschitzConvNet  # noqa: E402
+from attnflow_core.priors import StandardNormal  # noqa: E402
 from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
+from attnflow_core.repro.timing import timed  # noqa: E402
+from attnflow_core.training import pick_device  # noqa: E402
 
 SCALES = {"cpu": dict(C=3, H=16, W=16, hidden=64, K=4, batch=32, rounds=15, warmup=3),
           "paper": dict(C=3, H=32, W=32, hidden=512, K=8, batch=64, rounds=20, warmup=5)}
@@ -45,11 +47,11 @@ class Ours(torch.nn.Module):
                                      logdet=dict(dist="poisson", lam=2.0, n_exact=2, n_samples=1)),
                        FlooredActNorm(c)]
         self.flow = FlowSequence(layers)
+        self.base = StandardNormal()
 
     def loss(self, x):
         z, ld = self.flow(x)
-        lp = -0.5 * (z.flatten(1).square().sum(1) + z[0].numel() * torch.log(torch.tensor(2 * torch.pi)))
-        return -(lp + ld).mean()
+        return -(self.base.log_prob(z) + ld).mean()
 
 
 def theirs(c, h, w, hidden, k):
@@ -82,12 +84,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="auto", help="auto: the GPU when there is one, else the CPU")
     a = p.parse_args(argv)
     s = SCALES[a.scale]
     if a.threads:
         torch.set_num_threads(a.threads)
-    dev = torch.device(a.device)
+    dev = pick_device(a.device)
     from normflows.utils.optim import update_lipschitz
 
     torch.manual_seed(0)
@@ -104,10 +106,6 @@ def main(argv=None):
     with torch.no_grad():  # data-dependent ActNorm initialisation on the first batch, outside the timing
         ours.loss(data[0]), ours_u.loss(data[0]), nfm.forward_kld(data[0])
     update_lipschitz(nfm, 200)
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
 
     def step_ours(model, opt, x, hook):
         loss = model.loss(x)
@@ -133,12 +131,9 @@ def main(argv=None):
     for i, x in enumerate(data[1:]):
         for name, fn in variants.items():
             torch.manual_seed(1000 + i)
-            sync()
-            t0 = time.perf_counter()
-            losses[name].append(fn(x))
-            sync()
+            t = timed(lambda: losses[name].append(fn(x)), dev)
             if i >= s["warmup"]:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(t)
     base = "normflows 1.7.3"
     print(f"# Residual Flow training step, ours vs normflows ({a.scale} scale; {s['K']} blocks, C={s['C']}, "
           f"{s['H']}×{s['W']}, hidden {s['hidden']}, batch {s['batch']}; {src})")
