@@ -14,7 +14,8 @@ from .multiscale import BACKBONES, COUPLINGS, FlowConfig, FlowModel, FlowStep, m
 from .registry import MODELS, build_model, config_to_dict, make_config, register_family
 
 import_submodules(__name__)  # every family registers itself
+from .interop import load_reference  # noqa: E402  (after the families it builds)
 
 __all__ = ["DensityFlow", "MultiScaleFlow", "Conditioner", "EncoderConditioner", "PooledConditioner",
            "BACKBONES", "COUPLINGS", "FlowConfig", "FlowModel", "FlowStep", "max_squeezes", "paper_config",
-           "MODELS", "build_model", "config_to_dict", "make_config", "register_family"]
+           "MODELS", "build_model", "config_to_dict", "make_config", "register_family", "load_reference"]
