@@ -20,7 +20,7 @@ from ..core.io import write_json
 from ..models.registry import build_model, config_to_dict, make_config
 from ..training.trainer import fit
 from .paths import results_dir, runs_dir
-from .provenance import code_hash, git_commit, hardware_label
+from .provenance import code_hash, git_commit, machine_record
 from .spec import TABLES, CellContext, TableSpec, cell_key
 
 
@@ -70,7 +70,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         record = {"key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
                   "n_train": data.n_train, "steps": None, "stopped_by": "diverged", "diverged": str(exc),
                   "params": n_params, "params_M": n_params / 1e6, "train_seconds": math.nan,
-                  "hardware": hardware_label(), "torch": torch.__version__, "code_hash": chash, "commit": git_commit(),
+                  **machine_record(), "code_hash": chash, "commit": git_commit(),
                   "history": [], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         write_json(out / "cells" / f"{key}.json", record)
         return record
@@ -86,8 +86,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         **{f"final_{k}": v for k, v in last.items() if k.startswith("train_")},
         "params": n_params, "params_M": n_params / 1e6, "train_seconds": result.train_seconds,
         **metrics,
-        "hardware": hardware_label(result.device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "code_hash": chash,
+        **machine_record(result.device), "code_hash": chash,
         "commit": git_commit(), "history": result.history, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(out / "cells" / f"{key}.json", record)
@@ -100,7 +99,7 @@ def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str
     metrics = table.measure(spec, ctx, None if data_root is None else str(data_root))
     record = {
         "key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
-        **metrics, "hardware": metrics.get("hardware", hardware_label()), "torch": torch.__version__,
+        **machine_record(), **metrics,  # a measured cell's own hardware/threads/device win
         "code_hash": code_hash(), "commit": git_commit(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

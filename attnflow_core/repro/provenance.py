@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
+import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -65,7 +66,29 @@ def hardware_label(device: torch.device | str | None = None) -> str:
                     break
     except OSError:
         pass
-    return f"CPU {cpu} ({torch.get_num_threads()} threads)"
+    return f"CPU {cpu} ({cpu_capability()}, {torch.get_num_threads()} threads)"
+
+
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels dispatch to (``AVX2``, ``AVX512``, ...): the same commit
+    and thread count give other numbers on another capability, because the kernels round differently."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # older torch
+        return "unknown"
+
+
+def blas_info() -> str:
+    """The BLAS torch was built with (``mkl``, ``openblas``, ...), from its build settings."""
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return found.group(1) if found else "unknown"
+
+
+def machine_record(device: torch.device | str | None = None) -> dict[str, object]:
+    """What a cell record states about the machine besides the code: everything that changes numbers."""
+    return {"hardware": hardware_label(device), "cpu_capability": cpu_capability(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "blas": blas_info(),
+            "device": str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")}
 
 
 def git_commit() -> str:
