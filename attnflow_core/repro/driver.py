@@ -8,6 +8,7 @@ A notebook that fails leaves every earlier result in place; the driver names it 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -86,12 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cell", help="with one --only table: (re)run just this cell (label or index), then the table")
     p.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                    help="grid cells trained in parallel (default: 2 on 2+ cores)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads per cell (default 1, whatever --jobs is: numbers depend on the thread count)")
     p.add_argument("--force", action="store_true", help="retrain cells even if a result for this code exists")
     p.add_argument("--data-root", default=None, help="data root (else $ATTNFLOW_DATA)")
     p.add_argument("--results-root", default=None, help="results root (default: the checkout's results/)")
     a = p.parse_args(argv)
 
-    root = Path(a.results_root) if a.results_root else default_results_root()
+    if a.threads < 1:
+        p.error("--threads must be at least 1")
+    # the notebooks run with notebooks/ as their working directory: resolve every path before passing it on
+    root = Path(a.results_root).expanduser().resolve() if a.results_root else default_results_root()
+    data_root = str(Path(a.data_root).expanduser().resolve()) if a.data_root else None
     out = results_dir(a.profile, root)
     names = a.only or names_all
     if a.cell is not None and (len(names) != 1 or not TABLES[names[0]].has_cells):
@@ -102,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     failures: list[tuple[str, str]] = []
-    threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
-    common = {"profile": a.profile, "results_root": str(root), "data_root": a.data_root}
+    threads = a.threads
+    common = {"profile": a.profile, "results_root": str(root), "data_root": data_root}
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the debugger's frozen-modules note
     ran_this_run: set[str] = set()  # a cell shared by two tables is trained once per invocation
     with tempfile.TemporaryDirectory(prefix="attnflow-kernels-") as sock_dir:
@@ -150,11 +157,16 @@ def main(argv: list[str] | None = None) -> int:
         pruned = prune_stale_cells(out, a.profile)
         if pruned:
             log(f"  removed {pruned} cell record(s) that no table of this code asks for")
-    write_json(out / "run_info.json", {
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_commit(), "hardware": hardware_label(),
-        "code_hash": code_hash(),
-        "command": "python -m attnflow_core.repro " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "seconds": round(time.perf_counter() - t_start, 1), "failures": failures})
+    info = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "commit": git_commit(), "hardware": hardware_label(),
+            "threads_per_cell": threads, "code_hash": code_hash(),
+            "command": "python -m attnflow_core.repro " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "seconds": round(time.perf_counter() - t_start, 1), "failures": failures}
+    if a.only or a.cell is not None:  # a partial run is logged beside the last full run, never over it
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "partial_runs.jsonl", "a") as f:
+            f.write(json.dumps(info) + "\n")
+    else:
+        write_json(out / "run_info.json", info)
     write_index(root)
     log(f"finished in {time.perf_counter() - t_start:.0f}s; index: {root / 'README.md'}")
     if failures:

@@ -35,8 +35,27 @@ def test_failed_notebook_leaves_results_and_exits_nonzero(tmp_path, monkeypatch)
     assert earlier.read_text() == "earlier result"
     assert (res / "smoke" / "fig2_masks.png").read_bytes() == b"earlier figure"
     assert (earlier.parent / "jacobian_walkthrough.failed.ipynb").exists()
-    info = json.loads((res / "smoke" / "run_info.json").read_text())
+    # a partial run (--only) is logged beside the full runs; it never replaces run_info.json
+    assert not (res / "smoke" / "run_info.json").exists()
+    info = json.loads((res / "smoke" / "partial_runs.jsonl").read_text().splitlines()[-1])
     assert info["failures"] and "deliberate failure" in info["failures"][0][1]
+    assert info["threads_per_cell"] == 1
+
+
+def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, monkeypatch):
+    # the kernels run in notebooks/: a relative --data-root / --results-root must reach them absolute
+    from attnflow_core.repro import driver
+
+    seen = []
+    monkeypatch.setattr(driver, "_execute", lambda name, params, *a: seen.append(params) or None)
+    monkeypatch.setattr(driver, "write_index", lambda root: None)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    assert driver.main(["--profile", "smoke", "--only", "ablation_heads", "--cell", "0", "--data-root", "data",
+                        "--results-root", "res"]) == 0
+    cell, table = seen
+    assert cell["data_root"] == str(tmp_path / "data") and cell["results_root"] == str(tmp_path / "res")
+    assert cell["threads"] == 1 and table["results_root"] == str(tmp_path / "res")
 
 
 def test_paper_profile_specs_are_valid_configs():
