@@ -8,6 +8,10 @@ right 1×1 conv, its step output the right coupling. Each layer here takes that 
 :math:`\log|s|` and the non-LU 1×1 conv's slogdet over the batch, and its conditional LU path is
 correct only at batch 1 (``CONDITIONAL.md`` §2.8). Here every layer computes its own parameters per
 sample and returns one log-det per sample; the tests compare them with the autograd Jacobian at batch 2.
+
+**Data-dependent start.** Both ActNorms start from the reference's statistics: per-channel mean and the
+*unbiased* standard deviation (``torch.std``'s default) plus :math:`10^{-6}`, where Glow's
+:class:`~attnflow_core.flows.ActNorm` uses the biased one (:func:`fullglow_init_stats`).
 """
 from __future__ import annotations
 
@@ -18,9 +22,33 @@ from torch import Tensor
 from ..core.layer import FlowLayer, LayerExample
 from ..core.ops import sum_except_batch
 from ..nn.fullglow import CouplingCondNet, FullGlowCouplingNet, GlobalCondNet
-from ..nn.norm import InitFlagMixin, data_init_affine
+from ..nn.norm import InitFlagMixin
 from .coupling import _Coupling
-from .glow import LUMixin
+from .glow import ActNorm, LUMixin
+
+
+def fullglow_init_stats(x: Tensor, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    r"""Full-Glow's ActNorm start ``(s, t)`` per channel, shaped ``(C,)``: :math:`s = 1/(\hat\sigma + \epsilon)`,
+    :math:`t = -\mu`, with :math:`\hat\sigma` the **unbiased** standard deviation over batch and space
+    (so that :math:`s\,(x + t)` starts at zero mean and unit unbiased variance, as in the reference)."""
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1)
+    return 1.0 / (flat.std(dim=1) + eps), -flat.mean(dim=1)
+
+
+class FullGlowActNorm(ActNorm):
+    r""":class:`~attnflow_core.flows.ActNorm` (forward :math:`y = x e^{\ell} + b`, log-det :math:`HW\sum_c \ell_c`)
+    started as Full-Glow starts its left Glow's ActNorm, :math:`y = s\,(x + t)` with
+    :func:`fullglow_init_stats`: :math:`\ell = \log s`, :math:`b = s\,t`.
+
+    References: Sorkhei et al., "Full-Glow", GCPR 2021; Kingma & Dhariwal, "Glow", NeurIPS 2018 (ActNorm).
+    """
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        s, t = fullglow_init_stats(x, self.eps)
+        self.log_scale.copy_(torch.log(s).view_as(self.log_scale))
+        self.bias.copy_((s * t).view_as(self.bias))
+        self._mark_initialized()
 
 
 class CondActNorm(InitFlagMixin, FlowLayer):
@@ -31,8 +59,9 @@ class CondActNorm(InitFlagMixin, FlowLayer):
     log-det :math:`H W \sum_c \log|s_c|` **per sample** (the reference averages it over the batch).
 
     The net's last Linear starts with zero weights; on the first training batch its bias is set to
-    :math:`s = 1/(\sigma + 10^{-6})`, :math:`t = -\mu` (per-channel statistics of ``x``), so the layer
-    starts as a data-initialised ActNorm. As in the reference nothing keeps ``s`` away from zero: the
+    :math:`s = 1/(\hat\sigma + 10^{-6})`, :math:`t = -\mu` (per-channel statistics of ``x``, unbiased
+    :math:`\hat\sigma` as in the reference: :func:`fullglow_init_stats`), so the layer starts as a
+    data-initialised ActNorm. As in the reference nothing keeps ``s`` away from zero: the
     layer is invertible wherever every :math:`s_c \ne 0`, and the likelihood's :math:`\log|s_c|` term
     pushes away from zero.
 
@@ -48,9 +77,7 @@ class CondActNorm(InitFlagMixin, FlowLayer):
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
-        log_scale, bias = data_init_affine(x, self.eps)  # x·e^ℓ + b  ==  s·(x + t) with s = e^ℓ, t = b / s
-        s = torch.exp(log_scale).view(-1)
-        self.net.last.bias.copy_(torch.cat([s, bias.view(-1) / s]))
+        self.net.last.bias.copy_(torch.cat(fullglow_init_stats(x, self.eps)))
         self._mark_initialized()
 
     def _scale_shift(self, cond: Tensor) -> tuple[Tensor, Tensor]:

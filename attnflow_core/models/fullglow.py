@@ -21,6 +21,16 @@ where :math:`\log p(\tilde x_b \mid \tilde x_a)` is the right Glow's change of v
 activations. The training loss is :math:`10^{-4}\,\mathrm{bpd}(x_a) + \mathrm{bpd}(x_b \mid x_a)`
 (``left_weight``; :class:`~attnflow_core.training.objectives.JointBitsPerDim`). The reference
 dequantises with :math:`k/255 + u/256`; we use :math:`(k + u)/256` so that the 256 bins tile the range.
+
+**Against the reference** (``MoeinSorkhei/glow2``; its checkpoints load through
+``load_reference(path, family="fullglow")``, which matches its log p, latents and inverses to 1e-13 on a fixture
+it computed, and :func:`~attnflow_core.models.interop.fullglow.glow2_bits_per_dim` reproduces its printed
+bits/dim). Kept differences: per-sample log-dets (glow2 gives its conditional ActNorm's batch mean to every
+sample; at batch > 1 its conditional LU 1×1 convs fail in forward, its unconditional ones in reverse); data in
+:math:`[-\tfrac12, \tfrac12]`, not :math:`[0, 1]` (a shift the loader folds into the first ActNorms); the
+dequantisation above and :math:`D = CHW` (glow2 counts :math:`3HW` whatever the channel count); ActNorms start
+from data only in training mode (glow2: on any first pass); levels must be at least 5×5 (at 4×4 glow2's conditioning
+nets see no features, only their last bias); ActNorm scales are positive (:math:`e^{\ell}`).
 """
 from __future__ import annotations
 

@@ -28,8 +28,8 @@ from torch import Tensor, nn
 from ..attention import ATTENTIONS, ITrans
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
-from ..flows.fullglow import CondActNorm, CondInvConv1x1, FullGlowCoupling
-from ..flows.glow import ActNorm, InvConv1x1, Squeeze
+from ..flows.fullglow import CondActNorm, CondInvConv1x1, FullGlowActNorm, FullGlowCoupling
+from ..flows.glow import InvConv1x1, Squeeze
 from ..priors.fullglow import OnesPadSplitPrior, OnesPadTopPrior
 from .base import MultiScaleFlow
 from .conditioning import Conditioner, Shape
@@ -42,7 +42,7 @@ class FullGlowStep(FlowSequence):
     r"""One Full-Glow step: ActNorm → LU 1×1 conv → affine coupling, plus an optional iMap/iTrans layer at
     ``position`` (1: before the ActNorm, 2: after it, 3: after the 1×1 conv, 4: after the coupling).
 
-    Unconditional (``cond_channels=0``, the left Glow): :class:`~attnflow_core.flows.ActNorm`,
+    Unconditional (``cond_channels=0``, the left Glow): :class:`~attnflow_core.flows.fullglow.FullGlowActNorm`,
     :class:`~attnflow_core.flows.InvConv1x1`, :class:`~attnflow_core.flows.fullglow.FullGlowCoupling`.
     Conditional (the right Glow): the conditional ActNorm / 1×1 conv / coupling, each reading its part of
     ``cond``, the channel concatenation of the matching left activations in the order of :attr:`parts`
@@ -64,7 +64,7 @@ class FullGlowStep(FlowSequence):
                                        CondInvConv1x1(channels, cc, height, width),
                                        FullGlowCoupling(channels, hidden, cc, cond_hidden)]
         else:
-            layers = [ActNorm(channels), InvConv1x1(channels), FullGlowCoupling(channels, hidden)]
+            layers = [FullGlowActNorm(channels), InvConv1x1(channels), FullGlowCoupling(channels, hidden)]
         keys = ["act", "w", "out"]
         if attention != "none":
             if position not in ATTENTION_PART:
