@@ -33,7 +33,15 @@ case "$cmd" in
     setup
     "$PY" -m ruff check attnflow_core tests benchmarks notebooks
     "$PY" -m pytest -q -p no:cacheprovider tests "$@"
-    "$PY" -m pytest -q -p no:cacheprovider --nbval-lax notebooks/*.ipynb ;;
+    # the notebooks read the committed cell records from a copy and write only into it: results/ stays as committed
+    scratch="$(mktemp -d)"
+    trap 'rm -rf "$scratch"' EXIT
+    cp -r results "$scratch/results"
+    before="$(find results -type f -exec sha256sum {} + | sort)"
+    ATTNFLOW_RESULTS="$scratch/results" "$PY" -m pytest -q -p no:cacheprovider --nbval-lax notebooks/*.ipynb
+    if [ "$before" != "$(find results -type f -exec sha256sum {} + | sort)" ]; then
+      echo "the tests changed files under results/ (they must write only into temporary roots)" >&2; exit 1
+    fi ;;
   bench)
     setup
     "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"

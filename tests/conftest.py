@@ -35,6 +35,16 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _scratch_results_root(tmp_path_factory):
+    """Anything a test writes through the default results root lands in a temporary folder, never in the
+    committed ``results/`` (tests that need a root pass their own ``tmp_path``)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ATTNFLOW_RESULTS", str(tmp_path_factory.mktemp("results")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
