@@ -1,7 +1,7 @@
-r"""SRFlow and cAttnFlow: conditional flows for 8× super-resolution (the ``srflow`` model family).
+r"""SRFlow and cAttnFlow: conditional flows for 8× (or 4×) super-resolution (the ``srflow`` model family).
 
 The flow models a high-resolution image ``x`` (HR, ``C×H×W``) given its low-resolution version
-``lr`` (``C×H/8×W/8``): :math:`\log p(x \mid lr) = \log p_Z(f(x; u(lr))) + \log|\det \partial f/\partial x|`
+``lr`` (``C×H/s×W/s``, ``s = config.scale``): :math:`\log p(x \mid lr) = \log p_Z(f(x; u(lr))) + \log|\det \partial f/\partial x|`
 with ``u`` the features of a jointly trained RRDB encoder (:mod:`attnflow_core.nn.rrdb`).
 
 Layout (SRFlow's ``FlowUpsamplerNet``): per level ``l = 1..L`` (``H/2^l × W/2^l``)
@@ -17,9 +17,10 @@ Layout (SRFlow's ``FlowUpsamplerNet``): per level ``l = 1..L`` (``H/2^l × W/2^l
   (an off-by-one; so L=1 and L=2 never split and L=4 splits twice); ``correct_splits=True`` splits every
   level but the last. The top latent has the fixed prior N(0, I).
 
-Conditioning features of level ``l``: the encoder map of that scale (``fea_up4``, ``fea_up2``,
-``fea_up1``, ``fea_up0`` for ``l = 1..4``, 64 channels) followed by the outputs of RRDB blocks 1, 3, 5, 7
-(0-based; every other block ending with the last for other depths) resized to the level by nearest
+Conditioning features of level ``l``: the encoder map of that scale (at 8×: ``fea_up4``, ``fea_up2``,
+``fea_up1``, ``fea_up0`` for ``l = 1..4``; at 4×: ``fea_up2``, ``fea_up1``, ``fea_up0``, ``fea_up-1``;
+64 channels, post-activation as in the reference) followed by the outputs of RRDB blocks 1, 3, 5, 7
+(0-based; every other block ending with the last for other depths; DF2K 4×: 1, 8, 15, 22) resized to the level by nearest
 interpolation: ``64·5 = 320`` channels, the same tensor for every step of the level.
 
 Data conventions. ``x`` is in model space ``[-1/2, 1/2]``; :meth:`bits_per_dim` takes uint8 HR images
@@ -28,6 +29,8 @@ and dequantises them uniformly: :math:`\tilde x = (x + v)/256 - 1/2`, :math:`v \
 training uses ``x/255`` with no noise, a continuous density; its paper describes noise.) ``lr`` is
 uint8 (divided by 255) or float in ``[0, 1]``, as in SRFlow. :meth:`super_resolve` returns uint8 images:
 ``floor((x + 1/2)·256)`` clamped to 0..255 (SRFlow: clamp to [0, 1], ×255, truncate).
+The authors' checkpoints load with ``load_reference(path, family="srflow")``, and
+:mod:`attnflow_core.models.interop.srflow` scores in their conventions (HR in [0, 1], "nll" per pixel).
 
 Parameter counts (tested): SRFlow L1 K1 = 6,345,667 and L2 K8 = 12,977,299 (and L4 K16 = 39,753,955):
 the reference's 6,622,243 / 13,253,875 / 40,030,531 minus exactly the 276,576 parameters of an unused
@@ -47,12 +50,12 @@ from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.glow import ActNorm, Squeeze
 from ..flows.srflow import AffineInjector, CondAffineCoupling, InvConv1x1Full
-from ..nn.rrdb import SCALE, RRDBNet
+from ..nn.rrdb import RRDBNet
 from ..priors import Prior, SplitGaussianPrior, StandardNormal
 from .base import MultiScaleFlow
 from .conditioning import EncoderConditioner
 from .registry import register_family
-from .srflow_config import LEVEL_MAPS, SRFlowConfig
+from .srflow_config import SRFlowConfig
 
 _ATTN_INDEX = {1: 0, 2: 1, 3: 2, 4: 4}  # insertion index in [ActNorm, 1×1 conv, injector, coupling]
 
@@ -92,22 +95,23 @@ class SRFlowFeatures(nn.Module):
     """The RRDB and SRFlow's feature assembly: ``lr`` in [0, 1] → one ``(B, nf·(1+|blocks|), ·, ·)``
     tensor per level (the level's own map, then the chosen block outputs resized by nearest)."""
 
-    def __init__(self, rrdb: RRDBNet, levels: int, blocks: tuple[int, ...]) -> None:
+    def __init__(self, rrdb: RRDBNet, level_maps: Sequence[str], blocks: tuple[int, ...]) -> None:
         super().__init__()
-        self.rrdb, self.levels, self.blocks = rrdb, levels, tuple(blocks)
+        self.rrdb, self.level_maps, self.blocks = rrdb, tuple(level_maps), tuple(blocks)
 
     def forward(self, lr: Tensor) -> list[Tensor]:
-        f = self.rrdb.features(lr, self.blocks, half=self.levels >= 4)
+        f = self.rrdb.features(lr, self.blocks, half="fea_up0" in self.level_maps,
+                               quarter="fea_up-1" in self.level_maps)
         stacked = torch.cat([f[f"block_{b}"] for b in self.blocks], dim=1)
         out = []
-        for level in range(1, self.levels + 1):
-            own = f[LEVEL_MAPS[level]]
+        for name in self.level_maps:
+            own = f[name]
             out.append(torch.cat([own, F.interpolate(stacked, size=own.shape[-2:], mode="nearest")], dim=1))
         return out
 
 
 class SRFlowModel(MultiScaleFlow):
-    """SRFlow (``attention="none"``) or cAttnFlow-iMap / -iTrans for 8× SR (layout: the module docstring).
+    """SRFlow (``attention="none"``) or cAttnFlow-iMap / -iTrans for 8× or 4× SR (layout: the module docstring).
 
     ``log_prob(x, cond=lr)``, ``bits_per_dim(hr_uint8, cond=lr)``, ``sample(lr, temperature)`` (model
     space; latents drawn from N(0, τ²)), ``super_resolve(lr, temperature)`` (uint8), and the exact
@@ -150,8 +154,8 @@ class SRFlowModel(MultiScaleFlow):
             self.keep.append(keep)
             self.latent_shapes.append(latent)
             c = keep or c
-        encoder = SRFlowFeatures(RRDBNet(cfg.nf, cfg.nb, cfg.gc, cfg.image_shape[0], cfg.image_shape[0]),
-                                 cfg.levels, cfg.blocks)
+        encoder = SRFlowFeatures(RRDBNet(cfg.nf, cfg.nb, cfg.gc, cfg.image_shape[0], cfg.image_shape[0], cfg.scale),
+                                 [cfg.level_maps[lvl] for lvl in range(1, cfg.levels + 1)], cfg.blocks)
         self._init_conditioning(cfg.feature_channels, EncoderConditioner(encoder))
         self.register_buffer("encoder_frozen", torch.tensor(cfg.freeze_encoder_fraction > 0))
         self._frozen_cache: bool | None = None
@@ -194,14 +198,15 @@ class SRFlowModel(MultiScaleFlow):
         return lr.to(dtype) / 255.0 if lr.dtype == torch.uint8 else lr.to(dtype)
 
     def check_lr(self, lr: Any, n: int | None = None) -> None:
-        """The LR condition: a ``(B, C, H/8, W/8)`` tensor, uint8 or float in [0, 1], finite."""
+        """The LR condition: a ``(B, C, H/s, W/s)`` tensor (``s = config.scale``), uint8 or float in [0, 1], finite."""
         if not isinstance(lr, Tensor):
             raise FlowError(f"SRFlow is conditioned on the LR image: pass cond as a tensor, got {type(lr).__name__}")
         c, h, w = self.config.lr_shape
         check_image(lr, c, "LR image (cond)")
         if tuple(lr.shape[2:]) != (h, w):
+            s = self.config.scale
             raise FlowError(f"LR image is {lr.shape[2]}×{lr.shape[3]} but the model is built for HR "
-                            f"{h * SCALE}×{w * SCALE}, whose 8× LR is {h}×{w}: LR and HR must be an exact ×8 pair")
+                            f"{h * s}×{w * s}, whose {s}× LR is {h}×{w}: LR and HR must be an exact ×{s} pair")
         if n is not None and lr.shape[0] != n:
             raise FlowError(f"cond has batch size {lr.shape[0]} but the input has {n}")
         if lr.dtype != torch.uint8:

@@ -1,21 +1,24 @@
 r"""The RRDB network (ESRGAN's generator) as SRFlow's low-resolution encoder.
 
-Layout (8× SR, ``nf`` features, ``nb`` blocks, growth ``gc``):
+Layout (``scale`` = 8 or 4, ``nf`` features, ``nb`` blocks, growth ``gc``):
 
 * ``conv_first`` 3→nf (3×3), then ``nb`` residual-in-residual dense blocks (``RRDB_trunk``);
 * ``last_lr_fea = b + trunk_conv(b)`` with ``b`` the last block's output (SRFlow's form: the skip
   starts after the trunk, not at ``conv_first`` as in ESRGAN);
-* upsampling: nearest ×2 → ``upconv1`` = ``fea_up2`` → LReLU → nearest ×2 → ``upconv2`` = ``fea_up4``
-  → LReLU → nearest ×2 → ``upconv3`` = ``fea_up8`` → LReLU → ``HRconv`` → LReLU → ``conv_last`` (RGB);
-  the stored maps are the conv outputs *before* their activation;
-* ``fea_up1 = last_lr_fea`` and ``fea_up0`` = its bilinear ×½ (``align_corners=False``).
+* upsampling: ``fea_up2 = LReLU(upconv1(nearest×2(last_lr_fea)))``,
+  ``fea_up4 = LReLU(upconv2(nearest×2(fea_up2)))`` and, at 8×, ``fea_up8 = LReLU(upconv3(nearest×2(fea_up4)))``;
+  RGB ``out = conv_last(LReLU(HRconv(fea_up<scale>)))``. The stored maps are **post-activation**: the
+  reference applies an in-place LeakyReLU(0.2) to the very tensors it returns, so its flow sees
+  activated maps (an official checkpoint gives the reference's likelihoods only with this form);
+* ``fea_up1 = last_lr_fea``, ``fea_up0`` = its bilinear ×½ and ``fea_up-1`` its bilinear ×¼
+  (``align_corners=False``, output size rounded down as in the reference).
 
 A dense block (RDB) has five 3×3 convs with inputs ``nf, nf+gc, …, nf+4gc`` (the first four give ``gc``
 channels and a LeakyReLU(0.2), the fifth ``nf``) and returns ``0.2·out + x``; an RRDB chains three RDBs
 and returns ``0.2·out + x``. RDB convs start Kaiming-normal ×0.1 with zero bias. Module names follow the
-reference code's, so a state dict of its RRDB loads as is. With nf 64, nb 8, gc 32 the network has
+reference code's, so a state dict of its RRDB loads as is. With nf 64, nb 8, gc 32 the 8× network has
 5,943,555 parameters, ``upconv3``/``HRconv``/``conv_last`` included (SRFlow's flow never uses them, but
-they are part of the reference's count).
+they are part of the reference's count); the 4× network has no ``upconv3``.
 
 References: Wang et al., "ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks", ECCV-W 2018;
 Lugmayr et al., "SRFlow: Learning the Super-Resolution Space with Normalizing Flow", ECCV 2020.
@@ -26,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SCALE = 8  # three ×2 upsampling stages
+from ..core.errors import FlowError
+
+SCALE = 8  # the default: three ×2 upsampling stages
+SCALES = (4, 8)
 
 
 def _lrelu(x: Tensor) -> Tensor:
@@ -73,7 +79,7 @@ class RRDB(nn.Module):
 
 
 class RRDBNet(nn.Module):
-    """SRFlow's 8× RRDB encoder (see the module docstring for the layout and the feature names).
+    """SRFlow's 8× (or 4×) RRDB encoder (see the module docstring for the layout and the feature names).
 
     ``forward(lr)`` returns the RGB super-resolution (the L1-pretraining output);
     :meth:`features` returns the maps the flow is conditioned on.
@@ -81,22 +87,27 @@ class RRDBNet(nn.Module):
     References: Wang et al., "ESRGAN", ECCV-W 2018; Lugmayr et al., "SRFlow", ECCV 2020.
     """
 
-    def __init__(self, nf: int = 64, nb: int = 8, gc: int = 32, in_channels: int = 3, out_channels: int = 3) -> None:
+    def __init__(self, nf: int = 64, nb: int = 8, gc: int = 32, in_channels: int = 3, out_channels: int = 3,
+                 scale: int = SCALE) -> None:
         super().__init__()
-        self.nf, self.nb, self.gc = nf, nb, gc
+        if scale not in SCALES:
+            raise FlowError(f"the RRDB encoder upsamples by one of {SCALES}, got scale={scale}")
+        self.nf, self.nb, self.gc, self.scale = nf, nb, gc, scale
         self.conv_first = nn.Conv2d(in_channels, nf, 3, padding=1)
         self.RRDB_trunk = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
         self.trunk_conv = nn.Conv2d(nf, nf, 3, padding=1)
         self.upconv1 = nn.Conv2d(nf, nf, 3, padding=1)
         self.upconv2 = nn.Conv2d(nf, nf, 3, padding=1)
-        self.upconv3 = nn.Conv2d(nf, nf, 3, padding=1)
+        if scale == 8:
+            self.upconv3 = nn.Conv2d(nf, nf, 3, padding=1)
         self.HRconv = nn.Conv2d(nf, nf, 3, padding=1)
         self.conv_last = nn.Conv2d(nf, out_channels, 3, padding=1)
 
-    def features(self, lr: Tensor, blocks: tuple[int, ...] = (), rgb: bool = False, half: bool = True) -> dict[str, Tensor]:
-        """``last_lr_fea``/``fea_up1``, ``fea_up2``, ``fea_up4``, ``fea_up0`` (if ``half``) and ``block_<i>``
-        for each ``i`` in ``blocks`` (0-based trunk indices); with ``rgb=True`` also ``fea_up8`` and ``out``.
-        The 8× branch is skipped otherwise: the flow does not read it."""
+    def features(self, lr: Tensor, blocks: tuple[int, ...] = (), rgb: bool = False, half: bool = True,
+                 quarter: bool = False) -> dict[str, Tensor]:
+        """``last_lr_fea``/``fea_up1``, ``fea_up2``, ``fea_up4``, ``fea_up0`` (if ``half``), ``fea_up-1`` (if
+        ``quarter``) and ``block_<i>`` for each ``i`` in ``blocks`` (0-based trunk indices); with ``rgb=True``
+        also ``fea_up8`` (8×) and ``out``. The 8× branch is skipped otherwise: the flow does not read it."""
         fea = self.conv_first(lr)
         out: dict[str, Tensor] = {}
         for i, block in enumerate(self.RRDB_trunk):
@@ -105,13 +116,17 @@ class RRDBNet(nn.Module):
                 out[f"block_{i}"] = fea
         last = fea + self.trunk_conv(fea)
         out["last_lr_fea"] = out["fea_up1"] = last
-        if half:
-            out["fea_up0"] = F.interpolate(last, scale_factor=0.5, mode="bilinear", align_corners=False)
-        out["fea_up2"] = self.upconv1(F.interpolate(last, scale_factor=2, mode="nearest"))
-        out["fea_up4"] = self.upconv2(F.interpolate(_lrelu(out["fea_up2"]), scale_factor=2, mode="nearest"))
+        for name, factor, wanted in (("fea_up0", 0.5, half), ("fea_up-1", 0.25, quarter)):
+            if wanted:
+                out[name] = F.interpolate(last, scale_factor=factor, mode="bilinear", align_corners=False,
+                                          recompute_scale_factor=True)
+        out["fea_up2"] = _lrelu(self.upconv1(F.interpolate(last, scale_factor=2, mode="nearest")))
+        out["fea_up4"] = _lrelu(self.upconv2(F.interpolate(out["fea_up2"], scale_factor=2, mode="nearest")))
         if rgb:
-            out["fea_up8"] = self.upconv3(F.interpolate(_lrelu(out["fea_up4"]), scale_factor=2, mode="nearest"))
-            out["out"] = self.conv_last(_lrelu(self.HRconv(_lrelu(out["fea_up8"]))))
+            top = out["fea_up4"]
+            if self.scale == 8:
+                top = out["fea_up8"] = _lrelu(self.upconv3(F.interpolate(top, scale_factor=2, mode="nearest")))
+            out["out"] = self.conv_last(_lrelu(self.HRconv(top)))
         return out
 
     def forward(self, lr: Tensor) -> Tensor:

@@ -86,6 +86,25 @@ def test_features_are_the_level_map_plus_resized_blocks():
     torch.testing.assert_close(feats[0][:, 4:], raw["block_1"].repeat_interleave(4, 2).repeat_interleave(4, 3))
 
 
+def test_4x_levels_see_the_4x_maps_and_take_quarter_size_lr():
+    m = build_model({"family": "srflow", **TINY, "scale": 4, "levels": 4})  # HR 16, LR 4×4
+    lr = torch.rand(2, 3, 4, 4)
+    feats = m.conditioner.encode(lr)
+    assert [tuple(f.shape) for f in feats] == [(2, 8, 8, 8), (2, 8, 4, 4), (2, 8, 2, 2), (2, 8, 1, 1)]
+    raw = m.rrdb.features(lr, (1,), quarter=True)
+    for f, name in zip(feats, ["fea_up2", "fea_up1", "fea_up0", "fea_up-1"]):
+        torch.testing.assert_close(f[:, :4], raw[name])
+    assert "upconv3.weight" not in m.rrdb.state_dict()
+    hr = torch.rand(2, 3, 16, 16) - 0.5
+    with torch.no_grad():
+        zs, _, _ = m.encode(hr, lr)
+        torch.testing.assert_close(m.decode(zs, lr), hr, rtol=0, atol=1e-4)
+    with pytest.raises(FlowError, match="4× LR is 4×4"):
+        m.log_prob(hr, torch.rand(2, 3, 2, 2))
+    with pytest.raises(FlowError, match="scale must be one of"):
+        SRFlowConfig(scale=2, image_shape=(3, 16, 16), levels=1).validate()
+
+
 def _ready(cfg, seed=0, scale=0.05, size=16):
     torch.manual_seed(seed)
     m = build_model({"family": "srflow", **TINY, "image_shape": (3, size, size), **cfg}).double()
