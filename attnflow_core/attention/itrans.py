@@ -109,7 +109,10 @@ class ITrans(FlowLayer):
     The grid: ``patches`` is an int ``N`` (a square), a ``(rows, cols)`` tuple, or ``"auto"`` /
     ``"auto:N"``, resolved against the map size ``size`` given at build time by
     :func:`resolve_patches` (the largest square grid up to ``√N × √N`` that divides the map); the
-    grid used is ``self.grid`` (and in the repr).
+    grid used is ``self.grid`` (and in the repr). The paper's 4 patches divide every level of its
+    32 × 32 inputs; ``"auto"`` is our rule for maps they do not (standard MNIST's last 7 × 7 level).
+    On a 1 × 1 grid ``A ≡ 1``, so ``W = 1 + γ``: ``y2 = (1 + γ) x2`` with log-det ``n_u log(1 + γ)``;
+    queries, keys and temperature then get no gradient (kept, so every level has the same parameters).
 
     ``qk_channels`` (per head, default ``2·C``) is not given in the paper; the default
     makes the parameter overhead of a 12-step mARFlow match the paper's +0.24 M at 5 heads.
@@ -128,8 +131,9 @@ class ITrans(FlowLayer):
         if size is not None:
             grid = resolve_patches(patches, *size)  # validates an exact grid against the map now
         elif rule == "auto":
-            raise FlowError(f"ITrans(patches={patches!r}) picks its grid from the map: pass size=(height, width) "
-                            f"(the models do, per level)")
+            raise FlowError(f"ITrans(patches={patches!r}) picks its grid from the map it is built for: pass "
+                            f"size=(height, width) (the multi-scale models pass each level's; where a model "
+                            f"family does not, give an integer patches)")
         self.patches, self.size, self.grid = patches, None if size is None else tuple(size), grid
         self.mask_seed = mask_seed
         self.qk = qk_channels or 2 * channels
