@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..attention import ATTENTION_KINDS, ATTENTIONS, POSITIONS, ITrans
+from ..attention import ATTENTION_KINDS, ATTENTIONS, POSITIONS, parse_patches, resolve_patches
 from ..attention.masks import MASK_KINDS
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer
@@ -76,12 +76,17 @@ class AttentionOptions(ModelConfig):
     """The invertible attention a flow step gets (AttnFlow §4–5; cAttnFlow in the conditional families):
     ``attention`` (``"none"``, ``"imap"``, ``"itrans"``) at ``position`` 1–4 of the step, iTrans'
     ``heads``, ``patches`` and query/key width ``qk_channels``, the ``mask`` and its ``mask_seed``.
-    The fields of every family config that places iMap/iTrans (multiscale, SRFlow, Full-Glow)."""
+    The fields of every family config that places iMap/iTrans (multiscale, SRFlow, Full-Glow).
+
+    ``patches``: a square count (4 = a 2×2 grid, the paper's), which must divide every level's map, or
+    ``"auto"`` / ``"auto:N"``: per level, the largest square grid up to ``√N × √N`` (``N = 4`` for
+    ``"auto"``) that divides that level's map (:func:`~attnflow_core.attention.resolve_patches`);
+    :meth:`patch_grid` gives the grid of one map, the built models list theirs per level."""
 
     attention: str = "none"
     position: int = 4
     heads: int = 5
-    patches: int = 4
+    patches: int | str = 4
     mask: str = "checkerboard"
     mask_seed: int = 0
     qk_channels: int | None = None
@@ -89,18 +94,31 @@ class AttentionOptions(ModelConfig):
     def _attention_ok(self) -> None:
         for name, options in (("attention", ATTENTION_KINDS), ("position", POSITIONS), ("mask", MASK_KINDS)):
             self._one_of(name, options)
-        self._at_least_one("heads", "patches")
+        self._at_least_one("heads")
+        if self.attention == "itrans" or not isinstance(self.patches, int):
+            if isinstance(self.patches, (tuple, list)):  # a grid tuple is for the layer; configs keep one form
+                raise FlowError(f"config.patches must be a square count or 'auto', got {self.patches!r}")
+            parse_patches(self.patches)
+        else:
+            self._at_least_one("patches")
 
     def attention_options(self) -> dict[str, Any]:
         """The keyword options of ``ATTENTIONS[attention]`` besides the channel counts."""
         return dict(mask=self.mask, mask_seed=self.mask_seed, heads=self.heads, patches=self.patches,
                     qk_channels=self.qk_channels)
 
-    def attention_layer(self, channels: int, cond_channels: int = 0) -> FlowLayer:
-        """A new attention layer of this kind (call only when ``attention != "none"``)."""
-        return ATTENTIONS[self.attention](channels, cond_channels=cond_channels, **self.attention_options())
+    def attention_layer(self, channels: int, cond_channels: int = 0,
+                        size: tuple[int, int] | None = None) -> FlowLayer:
+        """A new attention layer of this kind for a map of ``size = (height, width)`` (call only when
+        ``attention != "none"``; ``patches="auto"`` needs ``size``)."""
+        return ATTENTIONS[self.attention](channels, cond_channels=cond_channels, size=size,
+                                          **self.attention_options())
+
+    def patch_grid(self, height: int, width: int) -> tuple[int, int] | None:
+        """iTrans' patch grid ``(rows, cols)`` on a ``height × width`` map (``None`` without iTrans); a
+        clear error if an exact ``patches`` does not divide the map."""
+        return resolve_patches(self.patches, height, width) if self.attention == "itrans" else None
 
     def check_attention_fits(self, channels: int, height: int, width: int) -> None:
         """Fail at build time, clearly, if iTrans cannot cut a ``height × width`` map into its patches."""
-        if self.attention == "itrans":
-            ITrans(channels, patches=self.patches)._patch_shape(height, width)
+        self.patch_grid(height, width)

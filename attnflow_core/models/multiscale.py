@@ -76,10 +76,22 @@ class FlowConfig(AttentionOptions):
                 f"an image of {h}×{w} cannot be squeezed {self.levels} times "
                 f"(heights {' → '.join(map(str, trail))} → odd); use fewer levels or pad the images "
                 f"(e.g. MNIST to 32×32, the backbone's convention)")
+        self.patch_grids()  # an exact ``patches`` must divide every level's map
+
+    def level_sizes(self) -> list[tuple[int, int]]:
+        """Each level's map ``(height, width)`` after its squeeze."""
+        _, h, w = self.image_shape
+        return [(h >> (i + 1), w >> (i + 1)) for i in range(self.levels)]
+
+    def patch_grids(self) -> list[tuple[int, int] | None]:
+        """iTrans' resolved patch grid ``(rows, cols)`` per level (``None`` per level without iTrans):
+        standard MNIST (28 × 28, 2 levels) with ``patches="auto"`` gives ``[(2, 2), (1, 1)]``."""
+        return [self.patch_grid(h, w) for h, w in self.level_sizes()]
 
 
 class FlowStep(FlowSequence):
-    """ActNorm → InvConv1x1 → coupling, with an optional attention layer at ``position``.
+    """ActNorm → InvConv1x1 → coupling, with an optional attention layer at ``position``; ``size`` is the
+    level's map ``(height, width)``, from which iTrans' ``patches="auto"`` picks its grid.
 
     References: Kingma & Dhariwal, "Glow", NeurIPS 2018 (the step); Sukthanker et al., "Generative Flows
     with Invertible Attentions", CVPR 2022 (§5: attention positions pos-1 … pos-4).
@@ -87,7 +99,7 @@ class FlowStep(FlowSequence):
 
     contract_exempt = ""  # a concrete step: it carries its own examples
 
-    def __init__(self, channels: int, cfg: FlowConfig) -> None:
+    def __init__(self, channels: int, cfg: FlowConfig, size: tuple[int, int] | None = None) -> None:
         cc = cfg.cond_channels
         if cfg.coupling == "affine":
             coupling: FlowLayer = AffineCoupling(channels, cfg.hidden, cond_channels=cc)
@@ -96,7 +108,7 @@ class FlowStep(FlowSequence):
                                            cond_channels=cc, attention=cfg.coupling_attention)
         layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1(channels), coupling]
         if cfg.attention != "none":
-            layers.insert(cfg.position - 1, cfg.attention_layer(channels, cc))
+            layers.insert(cfg.position - 1, cfg.attention_layer(channels, cc, size))
         super().__init__(layers)
 
     @classmethod
@@ -106,6 +118,11 @@ class FlowStep(FlowSequence):
 
         return {"step_affine": LayerExample(step, (2, 4, 4, 4)),
                 "step_itrans_pos2": LayerExample(lambda: step(attention="itrans", position=2), (2, 4, 4, 4)),
+                "step_itrans_auto_3x3": LayerExample(  # "auto" on a 3×3 map: a 1×1 grid (iTrans' dead q/k)
+                    lambda: cls(4, FlowConfig(image_shape=(1, 6, 6), hidden=8, heads=1, attention="itrans",
+                                              patches="auto", position=2), (3, 3)), (2, 4, 3, 3),
+                    dead_params=tuple(f"layers.1.{n}" for n in ("query.weight", "query.bias", "key.weight",
+                                                                 "key.bias", "temperature"))),
                 "step_imap_cond": LayerExample(lambda: step(attention="imap", cond_channels=2), (2, 4, 4, 4),
                                                (2, 2, 4, 4))}
 
@@ -134,12 +151,12 @@ class FlowModel(MultiScaleFlow):
         self.latent_shapes: list[tuple[int, int, int] | None] = []
         self.level_shapes: list[tuple[int, int, int]] = []
         self.keep: list[int] = []
+        self.patch_grids = cfg.patch_grids()  # iTrans' (rows, cols) per level, None without iTrans
         kernels, dilations = [5, 5] + [3] * 16, [2] + [1] * 17  # mARFlow's prior, by level
         for lvl in range(cfg.levels):
             c, h, w = 4 * c, h // 2, w // 2
             self.level_shapes.append((c, h, w))
-            cfg.check_attention_fits(c, h, w)
-            self.levels.append(FlowSequence([Squeeze()] + [FlowStep(c, cfg) for _ in range(cfg.steps)]))
+            self.levels.append(FlowSequence([Squeeze()] + [FlowStep(c, cfg, (h, w)) for _ in range(cfg.steps)]))
             last = lvl == cfg.levels - 1
             keep = c if last else c // 2
             out = c - keep if not last else c

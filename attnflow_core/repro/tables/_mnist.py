@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ...core.errors import FlowError
 from ...data.batches import TensorBatches
 from ...data.registry import dataset_shape, load_dataset
 from ...models.multiscale import FlowConfig, max_squeezes
@@ -50,6 +51,12 @@ def cell_spec(profile: str, backbone: str, coupling: str, attention: str, L: int
         sl = max_levels
     model = FlowConfig(backbone=backbone, coupling=coupling, attention=attention, levels=sl, steps=sk, hidden=sc,
                        image_shape=shape, **s["model"], **attn)
+    if attention == "itrans" and "patches" not in attn and model.patches != "auto":
+        try:
+            model.patch_grids()
+        except FlowError:  # e.g. 1×28×28 at 2 levels: the paper's 2×2 grid does not divide the last 7×7 map
+            model.patches = "auto"
+            note = "; ".join(filter(None, [note, f"iTrans patches='auto': grids {model.patch_grids()} by level"]))
     return {"dataset": s["dataset"], "convention": conv, "paper_setting": [L, K, C], "note": note,
             "model": model.to_dict(), "train": asdict(TrainConfig(**s["train"]))}
 
