@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention import ATTENTIONS, ITrans
+from ..attention import ATTENTIONS
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.fullglow import CondActNorm, CondInvConv1x1, FullGlowActNorm, FullGlowCoupling
@@ -69,9 +69,8 @@ class FullGlowStep(FlowSequence):
         if attention != "none":
             if position not in ATTENTION_PART:
                 raise FlowError(f"attention position must be one of {tuple(ATTENTION_PART)}, got {position}")
-            if attention == "itrans":
-                ITrans(channels, patches=attn.get("patches", 4))._patch_shape(height, width)  # fail clearly now
-            layers.insert(position - 1, ATTENTIONS[attention](channels, cond_channels=cc, **attn))
+            # the map size resolves iTrans' patch grid (patches="auto") and fails clearly if it cannot
+            layers.insert(position - 1, ATTENTIONS[attention](channels, cond_channels=cc, size=(height, width), **attn))
             keys.insert(position - 1, ATTENTION_PART[position])
         super().__init__(layers)
         self.channels = channels

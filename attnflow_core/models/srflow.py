@@ -70,13 +70,14 @@ class SRFlowStep(FlowSequence):
 
     contract_exempt = ""  # a concrete step: it carries its own examples
 
-    def __init__(self, channels: int, cfg: SRFlowConfig) -> None:
+    def __init__(self, channels: int, cfg: SRFlowConfig, size: tuple[int, int] | None = None) -> None:
         fc = cfg.feature_channels
         layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1Full(channels),
                                    AffineInjector(channels, fc, cfg.hidden, cfg.eps),
                                    CondAffineCoupling(channels, fc, cfg.hidden, cfg.eps)]
         if cfg.attention != "none":
-            layers.insert(_ATTN_INDEX[cfg.position], cfg.attention_layer(channels, fc if cfg.attention_cond else 0))
+            layers.insert(_ATTN_INDEX[cfg.position],
+                          cfg.attention_layer(channels, fc if cfg.attention_cond else 0, size=size))
         super().__init__(layers)
         self.cond_channels = fc
 
@@ -140,7 +141,7 @@ class SRFlowModel(MultiScaleFlow):
             layers: list[FlowLayer] = [Squeeze()]
             for _ in range(cfg.extra_steps):
                 layers += [ActNorm(c), InvConv1x1Full(c)]
-            layers += [SRFlowStep(c, cfg) for _ in range(cfg.steps)]
+            layers += [SRFlowStep(c, cfg, size=(h, w)) for _ in range(cfg.steps)]
             self.levels.append(FlowSequence(layers))
             prior: Prior | None
             if level == cfg.levels:

@@ -65,3 +65,15 @@ def test_without_itrans_no_grid_and_old_defaults_unchanged():
     assert FlowConfig(**dict(MNIST, attention="imap"), patches=4).patch_grids() == [None, None]
     cfg = FlowConfig(image_shape=(3, 8, 8), levels=2, attention="itrans")  # the default patches=4
     assert cfg.patches == 4 and cfg.patch_grids() == [(2, 2), (2, 2)]
+
+
+@pytest.mark.parametrize("family, extra", [("srflow", dict(nf=8, nb=1, gc=8)), ("fullglow", dict(cond_hidden=8))])
+def test_conditional_families_resolve_auto_per_level_and_refuse_grids_that_do_not_divide(family, extra):
+    # 3×40×40 (8× SR: LR 5×5): the maps are 20×20 and 10×10, so "auto:16" gives 4×4 then 2×2; an exact
+    # 4×4 cannot cut 10×10
+    cfg = dict(family=family, image_shape=(3, 40, 40), levels=2, steps=1, hidden=8, attention="itrans", **extra)
+    model = build_model(dict(cfg, patches="auto:16"))
+    grids = [m.grid for m in model.modules() if type(m).__name__ == "ITrans"]
+    assert (4, 4) in grids and (2, 2) in grids
+    with pytest.raises(FlowError, match="10×10 map"):
+        build_model(dict(cfg, patches=16))
