@@ -85,28 +85,39 @@ def mixture_log_cdf_terms(x: Tensor, logit_pi: Tensor, mu: Tensor, log_s: Tensor
     return log_f, log_1mf, log_pdf
 
 
-class MixLogisticCoupling(_Coupling):
-    r"""Mixture-of-logistics affine coupling (Table 1, Flow++).
+MIXLOGISTIC_FORMS = ("marscf", "flowpp")
 
-    :math:`(a, t, \pi, \mu, \log\hat s) = \mathrm{NN}(x_1[, c])` and
-    :math:`F(x) = \sum_i \pi_i\,\sigma((x - \mu_i)/\hat s_i)`;
-    forward :math:`y_2 = \sigma^{-1}(F(x_2))\,e^{a} + t`;
-    log-det :math:`\sum \big[\log F'(x_2) - \log F(x_2) - \log(1 - F(x_2)) + a\big]`.
-    Inverse: :math:`u = (y_2 - t)e^{-a}` then :math:`x_2 = F^{-1}(\sigma(u))` by bisection,
-    inside a bracket that provably contains the root: since every component CDF is monotone,
+
+class MixLogisticCoupling(_Coupling):
+    r"""Mixture-of-logistics affine coupling (Table 1, Flow++), in the mARFlow code's form by default.
+
+    :math:`(a, t, \pi, \mu, \log\hat s) = \mathrm{NN}(x_1[, c])`,
+    :math:`F(x) = \sum_i \pi_i\,\sigma((x - \mu_i)/\hat s_i)` and :math:`\ell = \sigma^{-1}(F(x_2))`;
+    forward ``form="marscf"`` (default): :math:`y_2 = (\ell + t)\,e^{a}` (visinf/mar-scf,
+    ``flow_modules/mixlogcdf_coupling.py``, the code the AttnFlow paper builds on);
+    ``form="flowpp"``: :math:`y_2 = \ell\,e^{a} + t` (the Flow++ paper's equation).
+    Log-det (both forms): :math:`\sum \big[\log F'(x_2) - \log F(x_2) - \log(1 - F(x_2)) + a\big]`,
+    since :math:`d\ell/dx_2 = F'/(F(1-F))` and the affine map scales by :math:`e^a`.
+    Inverse: :math:`u = y_2 e^{-a} - t` (``"marscf"``) or :math:`(y_2 - t)e^{-a}` (``"flowpp"``), then
+    :math:`x_2 = F^{-1}(\sigma(u))` by bisection, inside a bracket that provably contains the root:
+    since every component CDF is monotone,
     :math:`\min_i(\mu_i + \hat s_i u) \le x_2 \le \max_i(\mu_i + \hat s_i u)`.
     ``a = w·tanh(·)`` with a learned per-channel ``w`` (Flow++'s rescale).
 
     ``net(c1 (+ cond_channels), c2)`` must return ``(a, t, logit_pi, mu, log_s)`` as
     :class:`~attnflow_core.nn.MixLogisticNet` does (its default, with the sizes given here).
 
-    References: Ho et al., "Flow++", ICML 2019 (Table 1 of the AttnFlow paper).
+    References: Ho et al., "Flow++", ICML 2019 (Table 1 of the AttnFlow paper); Mahajan et al.,
+    "Normalizing flows with multiscale autoregressive priors", CVPR 2020 (code: visinf/mar-scf).
     """
 
     def __init__(self, channels: int, hidden: int = 96, components: int = 32, blocks: int = 10,
                  dropout: float = 0.2, cond_channels: int = 0, attention: bool = True,
-                 net: NetFactory | None = None) -> None:
+                 net: NetFactory | None = None, form: str = "marscf") -> None:
         super().__init__(channels, cond_channels)
+        if form not in MIXLOGISTIC_FORMS:
+            raise FlowError(f"unknown mixture-logistic coupling form {form!r}; choose one of {MIXLOGISTIC_FORMS}")
+        self.form = form
         if net is None:
             def net(cin: int, cout: int) -> MixLogisticNet:
                 return MixLogisticNet(cin, cout, hidden, components, blocks, dropout, attention)
@@ -117,7 +128,8 @@ class MixLogisticCoupling(_Coupling):
         x1, x2 = x[:, : self.c1], x[:, self.c1:]
         a, t, logit_pi, mu, log_s = self.net(self._net_input(x1, cond))
         log_f, log_1mf, log_pdf = mixture_log_cdf_terms(x2, logit_pi, mu, log_s)
-        y2 = (log_f - log_1mf) * torch.exp(a) + t
+        ell = log_f - log_1mf
+        y2 = (ell + t) * torch.exp(a) if self.form == "marscf" else ell * torch.exp(a) + t
         logdet = sum_except_batch(log_pdf - log_f - log_1mf + a)
         return torch.cat([x1, y2], dim=1), logdet
 
@@ -125,7 +137,8 @@ class MixLogisticCoupling(_Coupling):
         self.check_input(y, cond)
         y1, y2 = y[:, : self.c1], y[:, self.c1:]
         a, t, logit_pi, mu, log_s = self.net(self._net_input(y1, cond))
-        u = (y2 - t) * torch.exp(-a)  # target logit of F
+        # target logit of F
+        u = y2 * torch.exp(-a) - t if self.form == "marscf" else (y2 - t) * torch.exp(-a)
         ends = mu + torch.exp(log_s) * u.unsqueeze(1)
         lo, hi = ends.min(dim=1).values, ends.max(dim=1).values
         iters = 100 if y.dtype == torch.float64 else 60
@@ -139,8 +152,9 @@ class MixLogisticCoupling(_Coupling):
 
     @classmethod
     def examples(cls) -> dict[str, LayerExample]:
-        def small(cond_channels: int = 0) -> "MixLogisticCoupling":
-            return cls(4, hidden=8, components=3, blocks=1, dropout=0.0, cond_channels=cond_channels)
+        def small(cond_channels: int = 0, form: str = "marscf") -> "MixLogisticCoupling":
+            return cls(4, hidden=8, components=3, blocks=1, dropout=0.0, cond_channels=cond_channels, form=form)
 
         return {"mixlogistic": LayerExample(small, (2, 4, 4, 4)),
+                "mixlogistic_flowpp": LayerExample(lambda: small(form="flowpp"), (2, 4, 4, 4)),
                 "mixlogistic_cond": LayerExample(lambda: small(2), (2, 4, 4, 4), (2, 2, 4, 4))}

@@ -12,7 +12,10 @@ def test_default_factory_keeps_stage1_state_dict_keys():
     assert {"net.net.0.conv.weight", "net.net.0.norm.log_scale", "net.net.0.norm.bias", "net.net.0.norm.initialized",
             "net.net.4.conv.weight", "net.net.4.logs"} <= keys
     assert isinstance(AffineCoupling(4, hidden=8).net, AffineNet)
-    assert "net.out.weight" in MixLogisticCoupling(4, hidden=8, components=2, blocks=1).state_dict()
+    # Flow++ convs are weight-normalised (g, v), as in the reference mar-scf code
+    keys = MixLogisticCoupling(4, hidden=8, components=2, blocks=1).state_dict()
+    assert {"net.out.parametrizations.weight.original0", "net.out.parametrizations.weight.original1",
+            "net.out.bias", "net.rescale.parametrizations.weight.original0"} <= set(keys)
 
 
 def test_a_custom_network_factory_is_used():
@@ -39,3 +42,28 @@ def test_coupling_needs_two_channels_and_its_cond():
         layer(torch.randn(1, 4, 4, 4))
     with pytest.raises(FlowError, match=r"cond must have shape \(1, 2, 4, 4\)"):
         layer(torch.randn(1, 4, 4, 4), torch.randn(1, 3, 4, 4))
+
+
+def _perturbed_mixlogistic(form=None):
+    torch.manual_seed(0)
+    kw = {} if form is None else {"form": form}
+    layer = MixLogisticCoupling(4, hidden=8, components=3, blocks=1, dropout=0.0, **kw).double().eval()
+    with torch.no_grad():
+        for p in layer.parameters():  # the a and t rows start at zero: move them
+            p.add_(0.1 * torch.randn_like(p))
+    return layer
+
+
+def test_mixlogistic_coupling_has_the_marscf_form_by_default():
+    """mar-scf, flow_modules/mixlogcdf_coupling.py: y2 = (logit F(x2) + t)·e^a (the shift inside the scale)."""
+    layer = _perturbed_mixlogistic()
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    a, t, logit_pi, mu, log_s = layer.net(x[:, :2])
+    f = sum(torch.softmax(logit_pi, 1)[:, i] * torch.sigmoid((x[:, 2:] - mu[:, i]) * torch.exp(-log_s[:, i]))
+            for i in range(3))
+    y, _ = layer(x)
+    torch.testing.assert_close(y[:, 2:], (torch.logit(f) + t) * torch.exp(a), atol=1e-12, rtol=0)
+    other = _perturbed_mixlogistic("flowpp")
+    torch.testing.assert_close(other(x)[0][:, 2:], torch.logit(f) * torch.exp(a) + t, atol=1e-12, rtol=0)
+    with pytest.raises(FlowError, match="unknown mixture-logistic coupling form 'glow'"):
+        MixLogisticCoupling(4, hidden=8, components=2, blocks=1, form="glow")
