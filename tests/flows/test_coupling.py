@@ -70,7 +70,7 @@ def test_mixlogistic_coupling_has_the_marscf_form_by_default():
         MixLogisticCoupling(4, hidden=8, components=2, blocks=1, form="glow")
 
 
-def _reference_inverse(u, logit_pi, mu, log_s, steps=200):
+def _reference_inverse(u, logit_pi, mu, log_s, steps=150):
     """Plain float64 bisection on logit F, many more steps than needed (the reference inverse)."""
     ends = mu + torch.exp(log_s) * u.unsqueeze(1)
     lo, hi = ends.min(1).values, ends.max(1).values
@@ -82,7 +82,7 @@ def _reference_inverse(u, logit_pi, mu, log_s, steps=200):
     return 0.5 * (lo + hi)
 
 
-def _adversarial_mixtures(n=2000, k=8):
+def _adversarial_mixtures(n=1000, k=8):
     g = torch.Generator().manual_seed(0)
 
     def r(*shape):

@@ -47,8 +47,7 @@ class MarScfScoredFlow(FlowModel):
     References: Mahajan et al., "Normalizing flows with multiscale autoregressive priors", CVPR 2020."""
 
     def dequantize(self, x: Tensor, noise: bool | Tensor = True) -> Tensor:
-        base = super().dequantize(x, noise=False)  # checks the range, (p + 1/2)/256 − 1/2
-        p = (base + 0.5) * 256.0 - 0.5
+        p = x.to(super().dequantize(x, noise=False).dtype)  # the parent checks the range and picks the dtype
         if isinstance(noise, Tensor):
             u = noise.to(p)
         else:
