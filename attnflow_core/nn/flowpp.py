@@ -1,7 +1,13 @@
-"""Flow++'s coupling network: gated residual convs with self-attention, and its mixture head.
+r"""Flow++'s coupling network: gated residual convs with self-attention, and its mixture head.
+
+Every conv and linear map of the network is weight-normalised, :math:`W = g\,v/\lVert v\rVert` per output
+row (``torch.nn.utils.parametrizations.weight_norm``, keys ``parametrizations.weight.original0`` = ``g``
+and ``original1`` = ``v``), as in Flow++ and the mARFlow code (visinf/mar-scf,
+``flow_modules/mixlogcdf_nn.py``), which also weight-normalises the per-channel rescale of ``a``.
 
 References: Ho et al., "Flow++: Improving Flow-Based Generative Models with Variational Dequantization
-and Architecture Design", ICML 2019; Salimans et al., "PixelCNN++", ICLR 2017 (gated conv, concat-ELU).
+and Architecture Design", ICML 2019; Salimans et al., "PixelCNN++", ICLR 2017 (gated conv, concat-ELU);
+Salimans & Kingma, "Weight Normalization", NeurIPS 2016.
 """
 from __future__ import annotations
 
@@ -10,8 +16,30 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
 
 from ..core.errors import FlowError
+
+
+def wn_conv(cin: int, cout: int, kernel: int) -> nn.Conv2d:
+    """Weight-normalised ``kernel×kernel`` conv with "same" padding (PyTorch's default init of ``v``, ``g = ‖v‖``)."""
+    return weight_norm(nn.Conv2d(cin, cout, kernel, padding=kernel // 2))
+
+
+def wn_linear(cin: int, cout: int, bias: bool = True) -> nn.Linear:
+    """Weight-normalised linear map (rows of ``W`` normalised)."""
+    return weight_norm(nn.Linear(cin, cout, bias=bias))
+
+
+class Rescale(nn.Module):
+    """Per-channel gain ``w_c`` on ``(B, C, H, W)`` (weight ``(C, 1, 1)``, so it can be weight-normalised)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.weight * x
 
 
 def _concat_elu(x: Tensor) -> Tensor:
@@ -23,9 +51,9 @@ class GatedConv(nn.Module):
 
     def __init__(self, ch: int, dropout: float) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(2 * ch, ch, 3, padding=1)
+        self.conv = wn_conv(2 * ch, ch, 3)
         self.drop = nn.Dropout2d(dropout)
-        self.gate = nn.Conv2d(2 * ch, 2 * ch, 1)
+        self.gate = wn_conv(2 * ch, 2 * ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.gate(self.drop(_concat_elu(self.conv(_concat_elu(x)))))
@@ -34,7 +62,9 @@ class GatedConv(nn.Module):
 
 
 class GatedSelfAttention(nn.Module):
-    """Multi-head self-attention over positions with sinusoidal position encoding and a GLU gate."""
+    """Multi-head self-attention over positions with sinusoidal position encoding and a GLU gate.
+
+    ``in_proj`` rows are ``[q; k; v]`` (each ``C`` rows, heads contiguous within each)."""
 
     def __init__(self, ch: int, heads: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
@@ -42,8 +72,8 @@ class GatedSelfAttention(nn.Module):
             raise FlowError(f"hidden width {ch} must be divisible by the {heads} attention heads of the coupling net")
         self.heads = heads
         self.dropout = dropout
-        self.in_proj = nn.Linear(ch, 3 * ch, bias=False)
-        self.gate = nn.Linear(ch, 2 * ch)
+        self.in_proj = wn_linear(ch, 3 * ch, bias=False)
+        self.gate = wn_linear(ch, 2 * ch)
 
     @staticmethod
     def _position_encoding(n: int, ch: int, like: Tensor) -> Tensor:
@@ -84,18 +114,30 @@ class ConvAttnBlock(nn.Module):
 
 
 class MixLogisticNet(nn.Module):
-    """Flow++ coupling network: conv3×3 in, ``blocks`` gated conv + attention blocks, conv3×3 out."""
+    r"""Flow++ coupling network: conv3×3 in, ``blocks`` gated conv + attention blocks, conv3×3 out.
+
+    The out conv emits, per transformed channel, ``(a, t, logit π_1..K, μ_1..K, log s_1..K)``
+    (channel ``j·cout + c`` is quantity ``j`` of channel ``c``); ``a = w_c·tanh(·)`` with the
+    weight-normalised gain ``w`` (starts at 1) and ``log s`` is clamped below at −7.
+
+    Initialisation: the mixture rows (``π, μ, log s``) keep PyTorch's random default (``v`` uniform,
+    ``g = ‖v‖``, random bias), as the reference does, so the ``K`` components differ from step 0 and get
+    different gradients (a zero-initialised out conv would make them identical forever: equal
+    parameters, equal gradients). The ``a`` and ``t`` rows start at ``g = 0`` and zero bias, so
+    ``a = t = 0`` (no rescale, no shift) at initialisation while ``g`` still receives gradient.
+    """
 
     def __init__(self, cin: int, cout: int, hidden: int, components: int, blocks: int,
                  dropout: float, attention: bool = True) -> None:
         super().__init__()
         self.cout, self.k = cout, components
-        self.inp = nn.Conv2d(cin, hidden, 3, padding=1)
+        self.inp = wn_conv(cin, hidden, 3)
         self.blocks = nn.ModuleList(ConvAttnBlock(hidden, dropout, attention) for _ in range(blocks))
-        self.out = nn.Conv2d(hidden, cout * (2 + 3 * components), 3, padding=1)
-        nn.init.zeros_(self.out.weight)  # starts at the identity map
-        nn.init.zeros_(self.out.bias)
-        self.rescale = nn.Parameter(torch.ones(1, cout, 1, 1))
+        self.out = wn_conv(hidden, cout * (2 + 3 * components), 3)
+        with torch.no_grad():  # a and t rows: zero (see the class docstring)
+            self.out.parametrizations.weight.original0[: 2 * cout].zero_()
+            self.out.bias[: 2 * cout].zero_()
+        self.rescale = weight_norm(Rescale(cout))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         h = self.inp(x)
@@ -104,5 +146,5 @@ class MixLogisticNet(nn.Module):
         b, _, hh, ww = h.shape
         h = self.out(h).view(b, 2 + 3 * self.k, self.cout, hh, ww)
         a, t, logit_pi, mu, log_s = h.split((1, 1, self.k, self.k, self.k), dim=1)
-        a = self.rescale * torch.tanh(a[:, 0])
+        a = self.rescale(torch.tanh(a[:, 0]))
         return a, t[:, 0], logit_pi, mu, log_s.clamp(min=-7.0)

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from attnflow_core import AffineCoupling, FlowError, MixLogisticCoupling
+from attnflow_core.flows.coupling import bisection_steps, mixture_inverse_cdf, mixture_log_cdf_terms
 from attnflow_core.nn import AffineNet
 
 
@@ -12,7 +13,10 @@ def test_default_factory_keeps_stage1_state_dict_keys():
     assert {"net.net.0.conv.weight", "net.net.0.norm.log_scale", "net.net.0.norm.bias", "net.net.0.norm.initialized",
             "net.net.4.conv.weight", "net.net.4.logs"} <= keys
     assert isinstance(AffineCoupling(4, hidden=8).net, AffineNet)
-    assert "net.out.weight" in MixLogisticCoupling(4, hidden=8, components=2, blocks=1).state_dict()
+    # Flow++ convs are weight-normalised (g, v), as in the reference mar-scf code
+    keys = MixLogisticCoupling(4, hidden=8, components=2, blocks=1).state_dict()
+    assert {"net.out.parametrizations.weight.original0", "net.out.parametrizations.weight.original1",
+            "net.out.bias", "net.rescale.parametrizations.weight.original0"} <= set(keys)
 
 
 def test_a_custom_network_factory_is_used():
@@ -39,3 +43,82 @@ def test_coupling_needs_two_channels_and_its_cond():
         layer(torch.randn(1, 4, 4, 4))
     with pytest.raises(FlowError, match=r"cond must have shape \(1, 2, 4, 4\)"):
         layer(torch.randn(1, 4, 4, 4), torch.randn(1, 3, 4, 4))
+
+
+def _perturbed_mixlogistic(form=None):
+    torch.manual_seed(0)
+    kw = {} if form is None else {"form": form}
+    layer = MixLogisticCoupling(4, hidden=8, components=3, blocks=1, dropout=0.0, **kw).double().eval()
+    with torch.no_grad():
+        for p in layer.parameters():  # the a and t rows start at zero: move them
+            p.add_(0.1 * torch.randn_like(p))
+    return layer
+
+
+def test_mixlogistic_coupling_has_the_marscf_form_by_default():
+    """mar-scf, flow_modules/mixlogcdf_coupling.py: y2 = (logit F(x2) + t)·e^a (the shift inside the scale)."""
+    layer = _perturbed_mixlogistic()
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    a, t, logit_pi, mu, log_s = layer.net(x[:, :2])
+    f = sum(torch.softmax(logit_pi, 1)[:, i] * torch.sigmoid((x[:, 2:] - mu[:, i]) * torch.exp(-log_s[:, i]))
+            for i in range(3))
+    y, _ = layer(x)
+    torch.testing.assert_close(y[:, 2:], (torch.logit(f) + t) * torch.exp(a), atol=1e-12, rtol=0)
+    other = _perturbed_mixlogistic("flowpp")
+    torch.testing.assert_close(other(x)[0][:, 2:], torch.logit(f) * torch.exp(a) + t, atol=1e-12, rtol=0)
+    with pytest.raises(FlowError, match="unknown mixture-logistic coupling form 'glow'"):
+        MixLogisticCoupling(4, hidden=8, components=2, blocks=1, form="glow")
+
+
+def _reference_inverse(u, logit_pi, mu, log_s, steps=150):
+    """Plain float64 bisection on logit F, many more steps than needed (the reference inverse)."""
+    ends = mu + torch.exp(log_s) * u.unsqueeze(1)
+    lo, hi = ends.min(1).values, ends.max(1).values
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        log_f, log_1mf, _ = mixture_log_cdf_terms(mid, logit_pi, mu, log_s)
+        above = (log_f - log_1mf) > u
+        hi, lo = torch.where(above, mid, hi), torch.where(above, lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _adversarial_mixtures(n=1000, k=8):
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    return {
+        "typical": (r(n, k), r(n, k), 0.5 * r(n, k), 2 * r(n)),
+        "wide brackets": (3 * r(n, k), 50 * r(n, k), 10 * torch.rand(n, k, generator=g, dtype=torch.float64) - 7,
+                          5 * r(n)),
+        "near-degenerate scales": (0.01 * r(n, k), 1e-3 * r(n, k), -7 + 1e-3 * r(n, k), 3 * r(n)),
+        "tails": (r(n, k), r(n, k), 0.5 * r(n, k), r(n).sign() * (20 + 60 * torch.rand(n, generator=g))),
+    }
+
+
+@pytest.mark.parametrize("case", ["typical", "wide brackets", "near-degenerate scales", "tails"])
+def test_mixture_inverse_cdf_matches_a_float64_reference_on_adversarial_mixtures(case):
+    logit_pi, mu, log_s, u = _adversarial_mixtures()[case]
+    ref = _reference_inverse(u, logit_pi, mu, log_s)
+    scale = ref.abs().clamp(min=1.0)
+    x64 = mixture_inverse_cdf(u, logit_pi, mu, log_s)
+    assert ((x64 - ref).abs() / scale).max() < 1e-12
+    # float32: the forward residual |logit F(x) - u| (in float64) is that of the former 60-step inverse
+    args32 = [t.float() for t in (u, logit_pi, mu, log_s)]
+
+    def residual(x):
+        log_f, log_1mf, _ = mixture_log_cdf_terms(x.double(), logit_pi, mu, log_s)
+        return ((log_f - log_1mf) - u).abs().max()
+
+    assert residual(mixture_inverse_cdf(*args32)) <= 1.01 * residual(_reference_inverse(*args32, steps=60)) + 1e-12
+
+
+def test_bisection_steps_follow_the_bracket_and_the_dtype():
+    logit_pi, mu, log_s, u = _adversarial_mixtures()["typical"]
+    ends = mu + torch.exp(log_s) * u.unsqueeze(1)
+    lo, hi = ends.min(1).values, ends.max(1).values
+    n32, n64 = bisection_steps(lo.float(), hi.float(), log_s.float(), 60), bisection_steps(lo, hi, log_s, 100)
+    assert 25 <= n32 <= 40 and 50 <= n64 <= 70  # the former inverse ran 60 / 100
+    wide = torch.full_like(lo, 1e30)
+    assert bisection_steps(-wide, wide, torch.full_like(log_s, -7.0), 100) == 100  # capped
