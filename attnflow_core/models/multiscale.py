@@ -20,7 +20,7 @@ from torch import nn
 
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
-from ..flows.coupling import AffineCoupling, MixLogisticCoupling
+from ..flows.coupling import MIXLOGISTIC_FORMS, AffineCoupling, MixLogisticCoupling
 from ..flows.glow import ActNorm, InvConv1x1, Squeeze
 from ..priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior
 from .base import MultiScaleFlow
@@ -56,12 +56,13 @@ class FlowConfig(AttentionOptions):
     blocks: int = 10
     dropout: float = 0.2
     coupling_attention: bool = True
+    mixlogistic_form: str = "marscf"  # where the shift goes: "marscf" (the mARFlow code's) or "flowpp" (the paper's)
     prior_hidden: int = 32
     prior_layers: int = 3
     cond_channels: int = 0
 
     def validate(self) -> None:
-        for name, options in (("backbone", BACKBONES), ("coupling", COUPLINGS)):
+        for name, options in (("backbone", BACKBONES), ("coupling", COUPLINGS), ("mixlogistic_form", MIXLOGISTIC_FORMS)):
             self._one_of(name, options)
         self._attention_ok()
         self._image_shape_ok()
@@ -105,7 +106,7 @@ class FlowStep(FlowSequence):
             coupling: FlowLayer = AffineCoupling(channels, cfg.hidden, cond_channels=cc)
         else:
             coupling = MixLogisticCoupling(channels, cfg.hidden, cfg.components, cfg.blocks, cfg.dropout,
-                                           cond_channels=cc, attention=cfg.coupling_attention)
+                                           cond_channels=cc, attention=cfg.coupling_attention, form=cfg.mixlogistic_form)
         layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1(channels), coupling]
         if cfg.attention != "none":
             layers.insert(cfg.position - 1, cfg.attention_layer(channels, cc, size))

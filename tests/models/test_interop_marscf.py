@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnflow_core import CheckpointError
+from attnflow_core import CheckpointError, FlowError
 from attnflow_core.models import FlowModel, load_reference
 from attnflow_core.models.interop.marscf import MarScfScoredFlow
 
@@ -75,3 +75,14 @@ def test_official_key_layouts_load_and_bad_checkpoints_are_named():
         load_reference(sd, family="marscf", config={**cfg, "hidden": 16})
     with pytest.raises(CheckpointError, match="mar-scf MarScfFlow state dict"):
         load_reference({"weight": torch.zeros(1)}, family="marscf")
+
+
+def test_the_config_chooses_the_coupling_form_and_marscf_is_the_default():
+    from attnflow_core import FlowConfig, build_model
+
+    small = dict(image_shape=(1, 8, 8), levels=2, steps=1, hidden=8, coupling="mixlogistic", components=3, blocks=1)
+    assert FlowConfig().mixlogistic_form == "marscf"
+    forms = {m.form for m in build_model(dict(small, mixlogistic_form="flowpp")).modules() if hasattr(m, "form")}
+    assert forms == {"flowpp"}
+    with pytest.raises(FlowError, match="mixlogistic_form"):
+        build_model(dict(small, mixlogistic_form="glow"))
