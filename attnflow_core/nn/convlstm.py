@@ -53,8 +53,8 @@ class ConvLSTM(nn.Module):
 
         Dense path: ``conv(0) = addmm(bias, 0, M) = bias``, and the bias gradient of a broadcast add
         is the same batch sum that ``addmm`` gets, so the matrix product is skipped. Conv path: the
-        convolution on the zero state still runs, because oneDNN reduces the bias gradient inside the
-        convolution in an order of its own (skipping it changes the last bits of that gradient).
+        convolution on the zero state still runs, because oneDNN (CPU, float32) reduces the bias
+        gradient inside the convolution in an order of its own (skipping it changes its last bits).
         """
         zero = like.new_zeros(like.shape[1], self.hidden, h, w)
         if h * w > self.dense_max_pixels:
