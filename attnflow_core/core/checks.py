@@ -1,9 +1,16 @@
 """Input checks shared by every layer and model.
 
 ``check_image`` and ``check_cond`` look only at shapes (no host-device sync, safe inside ``forward``);
-``check_finite`` reads values (one sync), so models call it once at their entry points.
+``check_finite``, ``check_8bit`` and ``check_model_space`` read values (one sync), so models call them
+once at their entry points, and never on what needs no reading: integer tensors (never non-finite) and
+tensors tagged by :func:`mark_dequantized` (dequantised 8-bit data, finite and in model space by
+construction), which is what ``bits_per_dim`` feeds its loss every training step.
 """
 from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -39,8 +46,41 @@ def check_cond(cond: Tensor | None, cond_channels: int, x: Tensor, layer: str) -
         )
 
 
+_DEQUANTIZED = "_attnflow_dequantized"
+
+
+def mark_dequantized(x: Tensor) -> Tensor:
+    """Tag ``x`` (and return it) as dequantised 8-bit data, :math:`(k + u)/256 - 1/2` with integer
+    ``k`` in 0..255 and ``u`` in [0, 1]: finite and in ``[-1/2, 1/2]`` by construction, so the value
+    checks below pass it without reading it. The tag is a Python attribute of this tensor object only
+    (results of operations on it are untagged); do not modify a tagged tensor in place."""
+    setattr(x, _DEQUANTIZED, True)
+    return x
+
+
+def is_dequantized(x: Tensor) -> bool:
+    return bool(getattr(x, _DEQUANTIZED, False))
+
+
+def _needs_reading(x: Tensor) -> bool:
+    return (torch.is_floating_point(x) or x.is_complex()) and not is_dequantized(x)
+
+
+def check_8bit(x: Tensor, name: str = "8-bit image batch") -> None:
+    """A float tensor of 8-bit images must be finite with values in 0..255 (one host sync)."""
+    if not _needs_reading(x):
+        return
+    if not bool(((x >= 0) & (x <= 255)).all()):  # NaN fails both comparisons, ±Inf one of them
+        check_finite(x, name)
+        raise FlowError(f"bits_per_dim expects 8-bit images with values in 0..255, got range "
+                        f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 data, not model-space data")
+
+
 def check_finite(x: Tensor, name: str = "input") -> None:
-    """Raise :class:`FlowError` if ``x`` holds NaN or Inf (one host sync: call at model entry)."""
+    """Raise :class:`FlowError` if ``x`` holds NaN or Inf (one host sync: call at model entry; none for
+    integer or :func:`mark_dequantized` tensors)."""
+    if not _needs_reading(x):
+        return
     finite = torch.isfinite(x)
     if not bool(finite.all()):
         n_bad = int((~finite).sum())
@@ -49,11 +89,55 @@ def check_finite(x: Tensor, name: str = "input") -> None:
 
 
 def check_model_space(x: Tensor, name: str = "input", hint: str = "") -> None:
-    """``x`` must be a float tensor with values in model space ``[-0.5, 0.5]`` (one host sync)."""
+    """``x`` must be a float tensor with values in model space ``[-0.5, 0.5]`` (one host sync; none for
+    :func:`mark_dequantized` tensors)."""
     if not torch.is_floating_point(x):
         raise FlowError(f"{name} must be a float tensor in model space [-0.5, 0.5], got dtype {x.dtype}"
                         + (f"; {hint}" if hint else ""))
+    if is_dequantized(x):
+        return
     lo, hi = (float(v) for v in torch.aminmax(x.detach()))
     if lo < -0.5 or hi > 0.5:
         raise FlowError(f"{name} must lie in model space [-0.5, 0.5], got range [{lo:.4g}, {hi:.4g}]"
                         + (f"; {hint}" if hint else ""))
+
+
+_READS = ("__bool__", "__float__", "__int__", "__index__", "item", "tolist", "numpy")
+
+
+def _caller() -> str:
+    """``file:line`` of the frame that reads the tensor (innermost outside this module)."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename == __file__:
+        f = f.f_back
+    return "?" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
+
+
+@contextlib.contextmanager
+def count_host_reads() -> Iterator[list[str]]:
+    """Record the reads of tensor values into Python (``bool``, ``float``, ``int``, ``.item()``,
+    ``.tolist()``, ``.numpy()``: each a host-device sync for a tensor on an accelerator) while active.
+
+    Yields the list of ``"<method> at <file>:<line>"`` of the reading frame (the package's own reads are
+    those under ``attnflow_core/``; torch's optimisers read their CPU step counters, no device sync).
+    For tests that a code path (a loss, a training step) reads nothing; it patches ``torch.Tensor``
+    process-wide, so use it in one thread."""
+    calls: list[str] = []
+    own = {n: torch.Tensor.__dict__[n] for n in _READS if n in torch.Tensor.__dict__}
+
+    def counting(name: str, read):
+        def counted(self, *args, **kwargs):
+            calls.append(f"{name} at {_caller()}")
+            return read(self, *args, **kwargs)
+        return counted
+
+    try:
+        for n in _READS:
+            setattr(torch.Tensor, n, counting(n, getattr(torch.Tensor, n)))
+        yield calls
+    finally:
+        for n in _READS:  # put back exactly what the class itself defined
+            if n in own:
+                setattr(torch.Tensor, n, own[n])
+            else:
+                delattr(torch.Tensor, n)

@@ -23,8 +23,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_finite, check_image
-from ..core.errors import FlowError
+from ..core.checks import check_8bit, check_finite, check_image, mark_dequantized
+from ..core.errors import FlowError, NonFiniteError
+from ..core.layer import FlowLayer, FlowSequence
 from ..core.ops import count_parameters
 from .conditioning import Conditioner, PooledConditioner
 
@@ -64,15 +65,13 @@ class DensityFlow(nn.Module):
     def dequantize(self, x: Tensor, noise: bool = True) -> Tensor:
         """8-bit images → model space: ``(x + u) / 256 − 0.5`` with ``u ~ U(0, 1)`` (or ``u = 1/2``)."""
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
-        if not torch.is_floating_point(x):  # uint8 / integer images: the model's precision
+        if not torch.is_floating_point(x):  # uint8 / integer images: the model's precision, nothing to check
             x = x.to(dtype)
         else:
-            check_finite(x, "8-bit image batch")
-            if bool((x < 0).any() or (x > 255).any()):
-                raise FlowError(f"bits_per_dim expects 8-bit images with values in 0..255, got range "
-                                f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 data, not model-space data")
+            check_8bit(x, "8-bit image batch")  # one host sync, here at the entry point
         u = torch.rand_like(x) if noise else torch.full_like(x, 0.5)
-        return (x + u) / 256.0 - 0.5
+        # finite and in model space by construction: log_prob's input checks need not read it
+        return mark_dequantized((x + u) / 256.0 - 0.5)
 
     def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True) -> Tensor:
         """Per-sample bits/dim of 8-bit images: ``−(log p(x̃) − D log 256) / (D ln 2)``."""
@@ -193,7 +192,21 @@ class MultiScaleFlow(DensityFlow):
         return self._sample_encoded(self._encode_cond(cond), n, temperature)
 
     def _sample_encoded(self, enc: Any, n: int, temperature: float) -> tuple[list[Tensor | None], Tensor]:
-        """:meth:`_sample` with the condition already encoded (to draw several temperatures from one encoding)."""
+        """:meth:`_sample` with the condition already encoded (to draw several temperatures from one encoding).
+
+        Every sampling entry point of every family ends here, so this is where samples are checked: one
+        host sync per call; only if the images hold NaN/Inf is the decode re-run from the same latents,
+        layer by layer, to name where they first appeared (:class:`NonFiniteError`)."""
+        zs, h = self._draw(enc, n, temperature)
+        if not bool(torch.isfinite(h).all()):
+            with torch.no_grad():
+                where = self._locate_non_finite(zs, enc)
+            bad = int((~torch.isfinite(h)).sum())
+            raise NonFiniteError(f"sampling at temperature {temperature} gave {bad} non-finite value(s) (NaN/Inf) "
+                                 f"out of {h.numel()}; they first appear {where}")
+        return zs, h
+
+    def _draw(self, enc: Any, n: int, temperature: float) -> tuple[list[Tensor | None], Tensor]:
         p = next(self.parameters())
         zs: list[Tensor | None] = [p.new_empty(0)] * len(self.levels)
         top = len(self.levels) - 1
@@ -209,6 +222,42 @@ class MultiScaleFlow(DensityFlow):
                     h = torch.cat([h, zs[lvl]], dim=1)
             h = self._level_inverse(lvl, h, enc)
         return zs, h
+
+    def _locate_non_finite(self, zs: list[Tensor | None], enc: Any) -> str:
+        """Re-run :meth:`decode` on ``zs`` in sampling order and name the first prior or layer whose output
+        holds NaN/Inf (descending into plain :class:`FlowSequence` steps to name the sub-layer)."""
+        bad = lambda t: not bool(torch.isfinite(t).all())  # noqa: E731
+        top = len(self.levels) - 1
+        n_levels = len(self.levels)
+
+        def prior_msg(lvl: int) -> str:
+            return (f"in the latents drawn by the prior of level {lvl + 1} of {n_levels} "
+                    f"(priors.{lvl}, {type(self.priors[lvl]).__name__})")
+
+        def inverse(layer: FlowLayer, h: Tensor, cond: Tensor | None, path: str) -> tuple[Tensor, str | None]:
+            if type(layer).inverse is FlowSequence.inverse:  # a plain sequence: every sub-layer gets cond
+                for k in reversed(range(len(layer.layers))):
+                    h, where = inverse(layer.layers[k], h, cond, f"{path}.layers.{k}")
+                    if where is not None:
+                        return h, where
+                return h, None
+            h = layer.inverse(h, cond)
+            return h, (f"{path} ({type(layer).__name__})" if bad(h) else None)
+
+        h = zs[top]
+        if bad(h):
+            return prior_msg(top)
+        for lvl in reversed(range(n_levels)):
+            if lvl < top and zs[lvl] is not None:
+                if bad(zs[lvl]):
+                    return prior_msg(lvl)
+                h = torch.cat([h, zs[lvl]], dim=1)
+            layers = self.levels[lvl].layers
+            for j in reversed(range(len(layers))):
+                h, where = inverse(layers[j], h, self._route(enc, lvl, j), f"levels.{lvl}.layers.{j}")
+                if where is not None:
+                    return f"in the inverse of level {lvl + 1} of {n_levels}, layer {where}"
+        return "nowhere when the decode is re-run from the same latents (a non-deterministic layer?)"
 
     @torch.no_grad()
     def sample_latents(self, n: int, temperature: float = 1.0, cond: Any = None) -> list[Tensor | None]:

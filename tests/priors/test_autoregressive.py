@@ -1,4 +1,4 @@
-"""mARFlow's autoregressive prior: autoregressive over channels, sampling == teacher forcing; the ConvLSTM."""
+"""mARFlow's autoregressive prior: autoregressive over channels, sampling == teacher forcing (the ConvLSTM: tests/nn/test_convlstm.py)."""
 import pytest
 import torch
 
@@ -26,16 +26,6 @@ def test_ar_prior_sequential_sampling_matches_teacher_forcing():
     z = prior.sample((2, 4, 6, 6), ctx, temperature=0.0)  # the mean, step by step
     mean, _ = prior.params(z, ctx)
     torch.testing.assert_close(z, mean)
-
-
-def test_convlstm_dense_path_equals_convolution(monkeypatch):
-    from attnflow_core.nn import ConvLSTM
-    lstm = ConvLSTM(6, layers=2, kernel=5, dilation=2).double()
-    perturb_(lstm)
-    x = torch.randn(5, 3, 6, 4, 4, dtype=torch.float64)
-    fast = lstm.run_sequence(x)
-    monkeypatch.setattr(ConvLSTM, "dense_max_pixels", 0)  # force the convolution path
-    torch.testing.assert_close(fast, lstm.run_sequence(x))
 
 
 def test_priors_share_one_argument_order():

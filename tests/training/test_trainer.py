@@ -106,3 +106,19 @@ def test_learning_rate_schedule():
     assert cfg.lr_at(50) == 0.5 and cfg.lr_at(95) == 0.25
     with pytest.raises(ValueError, match="milestones"):
         TrainConfig(milestones=(1.5,)).validate()
+
+
+def test_a_training_step_reads_the_device_once(tmp_path, digits):
+    """The trainer's own loss read is the step's only host sync: the loss of uint8 batches checks no values."""
+    from attnflow_core.core.checks import count_host_reads
+    from attnflow_core.models.registry import build_model, make_config
+
+    tr, _ = digits
+    torch.manual_seed(0)
+    model = build_model(make_config(TINY))
+    seen = []
+    with count_host_reads() as reads:
+        fit(model, TensorBatches(tr.images), TrainConfig(steps=4, batch_size=8, checkpoint_every=100), tmp_path,
+            progress=False, on_step=lambda step, loss: seen.append([r for r in reads if "attnflow_core" in r]))
+    per_step = [b[len(a):] for a, b in zip(seen, seen[1:])]  # after the first step (data-dependent initialisation)
+    assert [len(r) for r in per_step] == [1, 1, 1] and "trainer.py" in per_step[0][0], per_step
