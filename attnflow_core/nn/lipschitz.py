@@ -222,7 +222,8 @@ class SpectralConv2d(SpectralNormed):
         w = self.weight if weight is None else weight
         if self.kernel_size == 1:
             return matrix_norm_upper_bound(w)
-        return conv_norm_upper_bound(w, self.input_size, self.padding, estimate=estimate)
+        vectors = (self.u, self.v) if estimate > 0 else None  # σ̂'s vectors: a warm start for the dense path
+        return conv_norm_upper_bound(w, self.input_size, self.padding, estimate=estimate, vectors=vectors)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.input_size is not None and (x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]):

@@ -39,7 +39,7 @@ so its Gram matrix on the smaller side is, exactly,
           \quad(\text{or } D D^\top \text{ with } T_a^\top, W_{ab}^\top),\qquad \|D\|_2^2 = \lambda_{\max}(G),
 
 built without the dense ``D``. A power iteration on ``G`` gives ``ρ ≤ λ_max``; then ``τ = ρ(1 + δ)`` for
-``δ = 10⁻⁷, 10⁻⁵, 10⁻⁴, 10⁻³, 10⁻²`` until the Cholesky factorisation of ``τI − G`` succeeds, which proves
+``δ = 8n²u, 10⁻¹⁰, 10⁻⁹, …, 10⁻²`` (from the first one the power iteration's residual allows) until the Cholesky factorisation of ``τI − G`` succeeds, which proves
 ``τI − G ⪰ 0`` up to rounding (else ``eigvalsh``). Rounding (Higham, *Accuracy and Stability*, Thms 10.5 and
 3.5): a completed Cholesky of ``A`` is exact for ``A + E``, ``‖E‖₂ ≤ 2n(n+1)u‖A‖₂`` with ``‖A‖₂ ≤ τ``; the
 computed ``G`` differs from the exact one by at most ``γ_m‖D‖_F² ≤ γ_m·H·W·‖W‖_F²`` (``m`` products per
@@ -55,6 +55,8 @@ norm is not larger: a bound for the declared size holds for every smaller input.
 by the layers (:mod:`attnflow_core.nn.lipschitz`), which fixes the public code's frozen-size pitfall (P8).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -147,26 +149,42 @@ def conv_gram(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, i
 
 @torch.no_grad()
 def dense_conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, int],
-                                estimate: float = 0.0, power_iters: int = 100) -> float:
+                                estimate: float = 0.0, vectors: tuple[Tensor, Tensor] | None = None,
+                                power_iters: int = 100) -> float:
     """Certified upper bound of the zero-padded conv's 2-norm within a factor ``< 1.005`` of it, from the
-    exact Gram matrix (module docstring); ``estimate`` is a known lower bound of the norm (e.g. ``σ̂``)."""
+    exact Gram matrix (module docstring); ``estimate`` is a known lower bound of the norm (e.g. ``σ̂``) and
+    ``vectors`` its power-iteration vectors ``(u, v)`` shaped ``(1, C, H, W)``, a warm start."""
     gram = conv_gram(weight, input_size, padding)
     n = gram.shape[0]
     x = torch.ones(n, dtype=torch.float64) + torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    if vectors is not None:  # the smaller side's vector, in the Gram matrix's (h, w, c) order
+        vec = vectors[0] if weight.shape[0] < weight.shape[1] else vectors[1]
+        if vec.numel() == n:
+            x = vec.detach().double().reshape(vec.shape[-3:]).permute(1, 2, 0).reshape(-1).clone()
     rho = 0.0
+    resid = math.inf
     for _ in range(power_iters):  # O(n²) each: cheap next to one Cholesky
+        x = x / x.norm().clamp_min(1e-300)
         y = gram @ x
-        prev, rho = rho, float(x @ y) / float(x @ x)
-        x = y / y.norm().clamp_min(1e-300)
-        if abs(rho - prev) <= 1e-10 * rho:
+        prev, rho = rho, float(x @ y)
+        resid = float((y - rho * x).norm())
+        x = y
+        if abs(rho - prev) <= 1e-13 * rho:
             break
+    # how far below λ_max ρ may be, heuristically ‖r‖²/gap ≈ (‖r‖/ρ)² for an accurate Rayleigh vector (a
+    # wrong guess only costs a failed Cholesky, never validity)
+    off = (resid / rho) ** 2 if rho > 0 else 1e-6
     rho = max(rho, float(estimate) ** 2)
     w = weight.detach().double()
     terms = w.shape[0] * w.shape[1] * (w.shape[2] * w.shape[3]) ** 2  # products summed into a Gram entry (≥)
     gamma = terms * _U64 / (1 - terms * _U64)
     e_gram = gamma * input_size[0] * input_size[1] * float(w.square().sum())
     eye = torch.eye(n, dtype=torch.float64)
-    for delta in (1e-7, 1e-5, 1e-4, 1e-3, 1e-2):
+    floor = 8.0 * n * n * _U64  # below this the rounding terms dominate anyway
+    start = min(1e-2, off)
+    for delta in (floor,) + tuple(10.0 ** -k for k in range(10, 1, -1)):
+        if delta < start and delta < 1e-2:
+            continue
         tau = rho * (1.0 + delta)
         if tau > 0 and int(torch.linalg.cholesky_ex(tau * eye - gram).info) == 0:
             lam = tau * (1.0 + 2.0 * n * (n + 1) * _U64) + e_gram
@@ -184,14 +202,14 @@ def dense_side(weight: Tensor, input_size: tuple[int, int]) -> int:
 @torch.no_grad()
 def conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, int],
                           exhaustive: bool = False, dense_max: int | None = None, estimate: float = 0.0,
-                          tight: float = TIGHT) -> float:
+                          tight: float = TIGHT, vectors: tuple[Tensor, Tensor] | None = None) -> float:
     """Certified upper bound of the operator 2-norm of the zero-padded, stride-1 convolution with ``weight``
     ``(C_out, C_in, k_h, k_w)`` on ``input_size`` inputs: the circular-convolution norm on the smallest valid
     grid ``(H + p_h, W + p_w)`` (or, ``exhaustive``, the smallest over all grids up to ``(H + 2p_h, W + 2p_w)``);
     where :func:`dense_side` ``≤ dense_max`` (default :data:`DENSE_MAX` on a GPU, :data:`DENSE_MAX_CPU` on
     the CPU) and the circular bound exceeds ``tight · estimate`` (``estimate``: a known lower bound such as
-    ``σ̂``; a circular bound within that factor of it is within it of the true norm), the smaller of it and the
-    exact-Gram bound (module docstring)."""
+    ``σ̂``, with its vectors ``(u, v)``; a circular bound within that factor of it is within it of the true
+    norm), the smaller of it and the exact-Gram bound (module docstring)."""
     kh, kw = weight.shape[2:]
     (h, w), (ph, pw) = input_size, padding
     if kh > 2 * ph + 1 or kw > 2 * pw + 1:
@@ -202,4 +220,4 @@ def conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: 
     limit = (DENSE_MAX if weight.is_cuda else DENSE_MAX_CPU) if dense_max is None else dense_max
     if dense_side(weight, input_size) > limit or circ <= tight * estimate:
         return circ
-    return min(circ, dense_conv_norm_upper_bound(weight, input_size, padding, estimate))
+    return min(circ, dense_conv_norm_upper_bound(weight, input_size, padding, estimate, vectors))
