@@ -98,9 +98,11 @@ class SpectralNormed(nn.Module):
     def _ops(self, weight: Tensor) -> tuple[callable, callable]:  # pragma: no cover
         raise NotImplementedError
 
-    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0) -> float:  # pragma: no cover
+    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0,
+                       enough: float = 0.0) -> float:  # pragma: no cover
         """A certified upper bound of the operator norm of the layer with ``weight`` (default: raw weight);
-        ``estimate`` is a known lower bound of that norm (``σ̂``), which lets a conv skip work it needs no more."""
+        ``estimate`` is a known lower bound of that norm (``σ̂``) and ``enough`` a value below which a looser
+        bound will do, which let a conv skip work it does not need."""
         raise NotImplementedError
 
     # -- refresh ------------------------------------------------------------------------------------
@@ -118,7 +120,8 @@ class SpectralNormed(nn.Module):
         sigma = float((u * apply(v)).sum())
         self.sigma_hat.fill_(sigma)
         if certify:
-            self.sigma_gap.fill_(max(0.0, self.certified_norm(estimate=sigma) - sigma))
+            # a bound below coeff leaves the layer unscaled however tight it is: no need to tighten it
+            self.sigma_gap.fill_(max(0.0, self.certified_norm(estimate=sigma, enough=self.coeff) - sigma))
         self._seen = self.weight._version
         self._cache = None
 
@@ -135,7 +138,7 @@ class SpectralNormed(nn.Module):
         apply, _ = self._ops(self.weight)
         sigma = float((self.u * apply(self.v)).sum())
         # slack 1e-6: σ_f is summed in the weight's precision, the certificate in float64
-        return sigma + float(self.sigma_gap) >= self.certified_norm(estimate=sigma) * (1.0 - 1e-6)
+        return sigma + float(self.sigma_gap) >= self.certified_norm(estimate=sigma, enough=self.coeff) * (1.0 - 1e-6)
 
     # -- the weight actually used ----------------------------------------------------------------
     def scale(self) -> Tensor:
@@ -178,7 +181,7 @@ class SpectralLinear(SpectralNormed):
     def _ops(self, weight: Tensor) -> tuple[callable, callable]:
         return (lambda v: weight @ v), (lambda u: weight.t() @ u)
 
-    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0) -> float:
+    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0, enough: float = 0.0) -> float:
         return matrix_norm_upper_bound(self.weight if weight is None else weight)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -218,12 +221,13 @@ class SpectralConv2d(SpectralNormed):
             return (lambda v: w @ v), (lambda u: w.t() @ u)
         return conv_ops(weight, self.padding)
 
-    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0) -> float:
+    def certified_norm(self, weight: Tensor | None = None, estimate: float = 0.0, enough: float = 0.0) -> float:
         w = self.weight if weight is None else weight
         if self.kernel_size == 1:
             return matrix_norm_upper_bound(w)
         vectors = (self.u, self.v) if estimate > 0 else None  # σ̂'s vectors: a warm start for the dense path
-        return conv_norm_upper_bound(w, self.input_size, self.padding, estimate=estimate, vectors=vectors)
+        return conv_norm_upper_bound(w, self.input_size, self.padding, estimate=estimate, vectors=vectors,
+                                     enough=enough)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.input_size is not None and (x.shape[-2] > self.input_size[0] or x.shape[-1] > self.input_size[1]):

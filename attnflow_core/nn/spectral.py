@@ -38,14 +38,17 @@ so its Gram matrix on the smaller side is, exactly,
 .. math:: G = \sum_{a,b,a',b'} (T_a^\top T_{a'}) \otimes (T_b^\top T_{b'}) \otimes (W_{ab}^\top W_{a'b'})
           \quad(\text{or } D D^\top \text{ with } T_a^\top, W_{ab}^\top),\qquad \|D\|_2^2 = \lambda_{\max}(G),
 
-built without the dense ``D``. A power iteration on ``G`` gives ``ρ ≤ λ_max``; then ``τ = ρ(1 + δ)`` for
-``δ = 8n²u, 10⁻¹⁰, 10⁻⁹, …, 10⁻²`` (from the first one the power iteration's residual allows) until the Cholesky factorisation of ``τI − G`` succeeds, which proves
-``τI − G ⪰ 0`` up to rounding (else ``eigvalsh``). Rounding (Higham, *Accuracy and Stability*, Thms 10.5 and
-3.5): a completed Cholesky of ``A`` is exact for ``A + E``, ``‖E‖₂ ≤ 2n(n+1)u‖A‖₂`` with ``‖A‖₂ ≤ τ``; the
-computed ``G`` differs from the exact one by at most ``γ_m‖D‖_F² ≤ γ_m·H·W·‖W‖_F²`` (``m`` products per
-entry); both are added. The result ``√τ'`` is an upper bound within a factor ``√(1 + 10⁻²) < 1.005`` of the
-true norm, and :func:`conv_norm_upper_bound` takes the smaller of it and the circular bound. Cost: ``O(k²n²)``
-to build ``G`` and one to five ``n³/3`` Choleskys, so it is skipped where the circular bound is already within
+built without the dense ``D``. Up to order :data:`EIG_MAX`, ``eigvalsh(G)`` gives ``λ_max`` (backward stable:
+exact for ``G + E``, ``‖E‖ ≲ p(n)·u·‖G‖``; a margin ``(2n(n+1) + n)·u`` is added). Beyond, a power iteration on
+``G`` (warm-started from the layer's ``v`` or ``u``) gives ``ρ ≤ λ_max``; then ``τ = ρ(1 + δ)`` for
+``δ = 8n²u, 10⁻¹⁰, 10⁻⁹, …, 10⁻²`` (from the first one the iteration's residual makes plausible, then two
+bisection steps) until the Cholesky factorisation of ``τI − G`` succeeds, which proves ``τI − G ⪰ 0`` up to
+rounding (else ``eigvalsh``). Rounding (Higham, *Accuracy and Stability*, Thms 10.5 and 3.5): a completed
+Cholesky of ``A`` is exact for ``A + E``, ``‖E‖₂ ≤ 2n(n+1)u‖A‖₂`` with ``‖A‖₂ ≤ τ``; the computed ``G``
+differs from the exact one by at most ``γ_m‖D‖_F² ≤ γ_m·H·W·‖W‖_F²`` (``m`` products per entry); both are
+added. The result is an upper bound within a factor ``√(1 + 10⁻²) < 1.005`` of the true norm, and
+:func:`conv_norm_upper_bound` takes the smaller of it and the circular bound. Cost: ``O(k²n²)`` to build ``G``
+plus one ``eigvalsh`` or a few ``n³/3`` Choleskys, so it is skipped where the circular bound is already within
 :data:`TIGHT` of ``σ̂`` (a lower bound of the true norm; large maps), and used up to :data:`DENSE_MAX_CPU` on
 the CPU, :data:`DENSE_MAX` on a GPU.
 
@@ -56,6 +59,7 @@ by the layers (:mod:`attnflow_core.nn.lipschitz`), which fixes the public code's
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -64,7 +68,8 @@ from torch import Tensor
 
 CERT_MARGIN = 1.0 + 1e-9
 DENSE_MAX = 4096  # largest smaller side min(C_in, C_out)·H·W certified through the exact Gram matrix (GPU)
-DENSE_MAX_CPU = 1024  # on the CPU (a float64 Cholesky of order 1024 takes ~30 ms on one core, 4096 ~2 s)
+DENSE_MAX_CPU = 512  # on the CPU (float64 on one core: eigvalsh of order 192 ≈ 1 ms, Cholesky of 768 ≈ 15 ms, 4096 ≈ 2 s)
+EIG_MAX = 384  # up to this order eigvalsh (≈1 ms at 192) is cheaper than a power iteration and Choleskys
 TIGHT = 1.008  # a circular bound within this factor of σ̂ is kept (it is then within it of the true norm)
 _U64 = 2.0 ** -53
 
@@ -118,6 +123,7 @@ def circular_conv_norm(weight: Tensor, grid: tuple[int, int]) -> float:
     return float(top.clamp_min(0.0).max().sqrt())
 
 
+@functools.lru_cache(maxsize=64)
 def _shifts(k: int, n: int, p: int) -> Tensor:
     """``(k, n_out, n)``: ``T_a[i, q] = 1`` iff output ``i`` reads input ``q = i + a − p`` (inside the map)."""
     n_out = n + 2 * p - k + 1
@@ -150,17 +156,26 @@ def conv_gram(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, i
 @torch.no_grad()
 def dense_conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, int],
                                 estimate: float = 0.0, vectors: tuple[Tensor, Tensor] | None = None,
-                                power_iters: int = 100) -> float:
+                                power_iters: int | None = None) -> float:
     """Certified upper bound of the zero-padded conv's 2-norm within a factor ``< 1.005`` of it, from the
     exact Gram matrix (module docstring); ``estimate`` is a known lower bound of the norm (e.g. ``σ̂``) and
     ``vectors`` its power-iteration vectors ``(u, v)`` shaped ``(1, C, H, W)``, a warm start."""
     gram = conv_gram(weight, input_size, padding)
     n = gram.shape[0]
+    w = weight.detach().double()
+    terms = w.shape[0] * w.shape[1] * (w.shape[2] * w.shape[3]) ** 2  # products summed into a Gram entry (≥)
+    gamma = terms * _U64 / (1 - terms * _U64)
+    e_gram = gamma * input_size[0] * input_size[1] * float(w.square().sum())
+    if n <= EIG_MAX:
+        return _eig_bound(gram, e_gram)
     x = torch.ones(n, dtype=torch.float64) + torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    warm = False
     if vectors is not None:  # the smaller side's vector, in the Gram matrix's (h, w, c) order
         vec = vectors[0] if weight.shape[0] < weight.shape[1] else vectors[1]
         if vec.numel() == n:
-            x = vec.detach().double().reshape(vec.shape[-3:]).permute(1, 2, 0).reshape(-1).clone()
+            x, warm = vec.detach().double().reshape(vec.shape[-3:]).permute(1, 2, 0).reshape(-1).clone(), True
+    if power_iters is None:
+        power_iters = 5 if warm else 50
     rho = 0.0
     resid = math.inf
     for _ in range(power_iters):  # O(n²) each: cheap next to one Cholesky
@@ -175,22 +190,31 @@ def dense_conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], pad
     # wrong guess only costs a failed Cholesky, never validity)
     off = (resid / rho) ** 2 if rho > 0 else 1e-6
     rho = max(rho, float(estimate) ** 2)
-    w = weight.detach().double()
-    terms = w.shape[0] * w.shape[1] * (w.shape[2] * w.shape[3]) ** 2  # products summed into a Gram entry (≥)
-    gamma = terms * _U64 / (1 - terms * _U64)
-    e_gram = gamma * input_size[0] * input_size[1] * float(w.square().sum())
     eye = torch.eye(n, dtype=torch.float64)
     floor = 8.0 * n * n * _U64  # below this the rounding terms dominate anyway
     start = min(1e-2, off)
+    def certifies(delta: float) -> bool:  # does τ = ρ(1 + δ) pass the Cholesky test of τI − G ⪰ 0?
+        return rho > 0 and int(torch.linalg.cholesky_ex(rho * (1.0 + delta) * eye - gram).info) == 0
+
+    lo = 0.0
     for delta in (floor,) + tuple(10.0 ** -k for k in range(10, 1, -1)):
         if delta < start and delta < 1e-2:
             continue
-        tau = rho * (1.0 + delta)
-        if tau > 0 and int(torch.linalg.cholesky_ex(tau * eye - gram).info) == 0:
-            lam = tau * (1.0 + 2.0 * n * (n + 1) * _U64) + e_gram
+        if certifies(delta):
+            for _ in range(2 if lo > 0 else 0):  # bisect in log space: within ×1.8 of the least δ
+                mid = (lo * delta) ** 0.5
+                lo, delta = (lo, mid) if certifies(mid) else (mid, delta)
+            lam = rho * (1.0 + delta) * (1.0 + 2.0 * n * (n + 1) * _U64) + e_gram
             return lam ** 0.5 * CERT_MARGIN
-    top = float(torch.linalg.eigvalsh(gram)[-1])  # backward stable: within ~n·u·‖G‖ of the exact one
-    lam = max(top, 0.0) * (1.0 + 2.0 * n * (n + 1) * _U64) + e_gram + n * _U64 * max(top, 0.0)
+        lo = delta
+    return _eig_bound(gram, e_gram)
+
+
+def _eig_bound(gram: Tensor, e_gram: float) -> float:
+    """``√λ_max`` by ``eigvalsh`` (backward stable: exact for ``G + E``, ``‖E‖ ≲ p(n)·u·‖G‖``), with margins."""
+    n = gram.shape[0]
+    top = max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0)
+    lam = top * (1.0 + 2.0 * n * (n + 1) * _U64 + n * _U64) + e_gram
     return lam ** 0.5 * CERT_MARGIN
 
 
@@ -202,14 +226,16 @@ def dense_side(weight: Tensor, input_size: tuple[int, int]) -> int:
 @torch.no_grad()
 def conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: tuple[int, int],
                           exhaustive: bool = False, dense_max: int | None = None, estimate: float = 0.0,
-                          tight: float = TIGHT, vectors: tuple[Tensor, Tensor] | None = None) -> float:
+                          tight: float = TIGHT, vectors: tuple[Tensor, Tensor] | None = None,
+                          enough: float = 0.0) -> float:
     """Certified upper bound of the operator 2-norm of the zero-padded, stride-1 convolution with ``weight``
     ``(C_out, C_in, k_h, k_w)`` on ``input_size`` inputs: the circular-convolution norm on the smallest valid
     grid ``(H + p_h, W + p_w)`` (or, ``exhaustive``, the smallest over all grids up to ``(H + 2p_h, W + 2p_w)``);
     where :func:`dense_side` ``≤ dense_max`` (default :data:`DENSE_MAX` on a GPU, :data:`DENSE_MAX_CPU` on
     the CPU) and the circular bound exceeds ``tight · estimate`` (``estimate``: a known lower bound such as
     ``σ̂``, with its vectors ``(u, v)``; a circular bound within that factor of it is within it of the true
-    norm), the smaller of it and the exact-Gram bound (module docstring)."""
+    norm), the smaller of it and the exact-Gram bound (module docstring). A circular bound ``≤ enough`` is
+    returned as it is (a layer whose bound is below its target is not rescaled, however tight the bound)."""
     kh, kw = weight.shape[2:]
     (h, w), (ph, pw) = input_size, padding
     if kh > 2 * ph + 1 or kw > 2 * pw + 1:
@@ -218,6 +244,6 @@ def conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], padding: 
     ws = range(max(w + pw, kw), w + 2 * pw + 1) if exhaustive else [max(w + pw, kw)]
     circ = min(circular_conv_norm(weight, (nh, nw)) for nh in hs for nw in ws) * CERT_MARGIN
     limit = (DENSE_MAX if weight.is_cuda else DENSE_MAX_CPU) if dense_max is None else dense_max
-    if dense_side(weight, input_size) > limit or circ <= tight * estimate:
+    if dense_side(weight, input_size) > limit or circ <= max(tight * estimate, enough):
         return circ
     return min(circ, dense_conv_norm_upper_bound(weight, input_size, padding, estimate, vectors))
