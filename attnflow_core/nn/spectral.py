@@ -193,6 +193,7 @@ def dense_conv_norm_upper_bound(weight: Tensor, input_size: tuple[int, int], pad
     eye = torch.eye(n, dtype=torch.float64)
     floor = 8.0 * n * n * _U64  # below this the rounding terms dominate anyway
     start = min(1e-2, off)
+
     def certifies(delta: float) -> bool:  # does τ = ρ(1 + δ) pass the Cholesky test of τI − G ⪰ 0?
         return rho > 0 and int(torch.linalg.cholesky_ex(rho * (1.0 + delta) * eye - gram).info) == 0
 

@@ -6,7 +6,14 @@ import torch
 
 from attnflow_core.diagnostics.lipschitz import conv_matrix
 from attnflow_core.nn.lipschitz import SpectralConv2d
-from attnflow_core.nn.spectral import DENSE_MAX_CPU, conv_gram, conv_norm_upper_bound, dense_side
+from attnflow_core.nn.spectral import (
+    DENSE_MAX_CPU,
+    EIG_MAX,
+    conv_gram,
+    conv_norm_upper_bound,
+    dense_conv_norm_upper_bound,
+    dense_side,
+)
 
 
 def _true(weight, size, k):
@@ -46,7 +53,8 @@ def test_certificate_is_within_one_percent_on_small_operators_and_never_below(sc
     g = torch.Generator().manual_seed(1)
     ratios = []
     for cout, cin, k, size in [(8, 3, 3, (4, 4)), (3, 8, 3, (4, 4)), (16, 12, 3, (4, 4)), (4, 4, 5, (3, 5)),
-                               (6, 2, 3, (8, 8)), (2, 2, 3, (2, 2))]:
+                               (6, 2, 3, (8, 8)), (2, 2, 3, (2, 2)),
+                               (8, 8, 3, (7, 7)), (30, 32, 3, (4, 4))]:  # orders 392, 480: the Cholesky path
         kernels = {"gaussian": torch.randn(cout, cin, k, k, generator=g, dtype=torch.float64),
                    **_adversarial(cout, cin, k, g)}
         for name, w in kernels.items():
@@ -77,3 +85,14 @@ def test_a_normalised_layer_on_4x4_maps_uses_nearly_all_of_its_target():
     used = _true(conv.normalized_weight().detach(), (4, 4), 3)
     assert 0.98 / 1.01 <= used <= 0.98 * (1 + 1e-9)  # the circular bound alone leaves ≈ 0.88
     assert used <= conv.lipschitz_bound() <= used * 1.01
+
+
+def test_the_cholesky_path_warm_started_from_the_layers_vectors_is_tight_and_an_upper_bound():
+    torch.manual_seed(4)
+    conv = SpectralConv2d(8, 16, 3, (7, 7)).double()  # order 8·49 = 392 > EIG_MAX
+    assert dense_side(conv.weight, (7, 7)) > EIG_MAX
+    conv.refresh(max_iter=5)  # the training refresh: a rough σ̂ and its vectors
+    true = _true(conv.weight.detach(), (7, 7), 3)
+    for vectors in [(conv.u, conv.v), None]:
+        cert = dense_conv_norm_upper_bound(conv.weight, (7, 7), (1, 1), float(conv.sigma_hat), vectors)
+        assert true <= cert <= true * 1.005

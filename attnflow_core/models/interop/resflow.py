@@ -34,7 +34,14 @@ recomputed from ``u, v``) and their ``initialized`` flag (checked: an uninitiali
 **Conventions.** The reference's data are ``x ∈ [0, 1]``, ours ``x − 1/2``; its ``logpx = log N(z) + Σ log-det``
 and bits/dim ``−(logpx − D ln 256)/(D ln 2)`` are our ``log_prob`` and ``bits_per_dim``; in evaluation mode both
 estimate the log-det with the roulette and 20 exact terms (our default ``n_exact_eval``). For a deterministic
-number, set ``logdet={"method": "exact"}`` on small inputs.
+number, set ``logdet={"method": "exact"}`` on small inputs. The model is returned in float64 (``.float()`` for
+speed), in evaluation mode.
+
+Example (an official file pickles the reference's EMA class; :func:`read_checkpoint` reads it without that code):
+    >>> from attnflow_core.models import load_reference
+    >>> from attnflow_core.models.interop.resflow import read_checkpoint
+    >>> model = load_reference(read_checkpoint("resflow_cifar10.pth"), family="resflow")  # doctest: +SKIP
+    >>> bpd = model.bits_per_dim(test_images_uint8)  # doctest: +SKIP
 """
 from __future__ import annotations
 
