@@ -10,13 +10,16 @@ gradient, Adam 1e-3, spectral norms refreshed after every step (ours: :class:`Sp
 power iterations plus the certified gap; normflows: ``update_lipschitz(model, 5)``, its only refresh). Same
 batches, same order. Timing: one process, round-robin (each round times one step of every variant), medians
 of per-round ratios. normflows additionally runs its memory-saving backward-in-forward (``reduce_memory``);
-ours does plain autograd through one VJP. Printed figures only (not a test).
+ours does plain autograd through one VJP. A fourth variant keeps our certificate as it was before the exact
+small-map path (circular bound only, a private copy) so that path's step-time cost is measured in the same run
+(``RATIO``; ``--size 4`` / ``--size 8`` put the maps where it is used). Printed figures only (not a test).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
 import sys
+import types
 from pathlib import Path
 
 import torch
@@ -27,8 +30,9 @@ sys.path.insert(0, str(REPO))
 from attnflow_core.core.layer import FlowSequence  # noqa: E402
 from attnflow_core.flows.elementwise import FlooredActNorm  # noqa: E402
 from attnflow_core.flows.residual import ResidualBlock  # noqa: E402
-from attnflow_core.nn.lipschitz import SpectralRefresh  # noqa: E402
+from attnflow_core.nn.lipschitz import SpectralConv2d, SpectralRefresh  # noqa: E402
 from attnflow_core.nn.lipschitz_nets import LipschitzConvNet  # noqa: E402
+from attnflow_core.nn.spectral import conv_norm_upper_bound, matrix_norm_upper_bound  # noqa: E402
 from attnflow_core.priors import StandardNormal  # noqa: E402
 from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
 from attnflow_core.repro.timing import timed  # noqa: E402
@@ -52,6 +56,21 @@ class Ours(torch.nn.Module):
     def loss(self, x):
         z, ld = self.flow(x)
         return -(self.base.log_prob(z) + ld).mean()
+
+
+def _circular_only_certified_norm(self, weight=None, estimate=0.0, enough=0.0):
+    """Private copy of our certificate before the exact small-map path (commit f08d647): circular bound only."""
+    w = self.weight if weight is None else weight
+    if self.kernel_size == 1:
+        return matrix_norm_upper_bound(w)
+    return conv_norm_upper_bound(w, self.input_size, self.padding, dense_max=0)
+
+
+def circular_only(model):
+    for m in model.modules():
+        if isinstance(m, SpectralConv2d):
+            m.certified_norm = types.MethodType(_circular_only_certified_norm, m)
+    return model
 
 
 def theirs(c, h, w, hidden, k):
@@ -85,8 +104,14 @@ def main(argv=None):
     p.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto: the GPU when there is one, else the CPU")
+    p.add_argument("--size", type=int, default=0, help="override H = W (small maps use the exact certificate)")
+    p.add_argument("--channels", type=int, default=0, help="override C")
     a = p.parse_args(argv)
-    s = SCALES[a.scale]
+    s = dict(SCALES[a.scale])
+    if a.size:
+        s["H"] = s["W"] = a.size
+    if a.channels:
+        s["C"] = a.channels
     if a.threads:
         torch.set_num_threads(a.threads)
     dev = pick_device(a.device)
@@ -97,14 +122,16 @@ def main(argv=None):
     torch.manual_seed(0)
     ours_u = Ours(s["C"], s["H"], s["W"], s["hidden"], s["K"]).to(dev)  # a twin for the uncertified refresh
     torch.manual_seed(0)
+    ours_c = circular_only(Ours(s["C"], s["H"], s["W"], s["hidden"], s["K"]).to(dev))  # the certificate before
+    torch.manual_seed(0)
     nfm = theirs(s["C"], s["H"], s["W"], s["hidden"], s["K"]).to(dev)
     data, src = batches(s["rounds"] + s["warmup"] + 1, s["C"], s["H"], s["W"], s["batch"])
     data = [d.to(dev) for d in data]
     refresh, refresh_uncertified = SpectralRefresh(max_iter=5), SpectralRefresh(max_iter=5, certify=False)
-    opt_o, opt_u, opt_t = (torch.optim.Adam(m.parameters(), 1e-3) for m in (ours, ours_u, nfm))
-    ours.train(), ours_u.train(), nfm.train()
+    opt_o, opt_u, opt_c, opt_t = (torch.optim.Adam(m.parameters(), 1e-3) for m in (ours, ours_u, ours_c, nfm))
+    ours.train(), ours_u.train(), ours_c.train(), nfm.train()
     with torch.no_grad():  # data-dependent ActNorm initialisation on the first batch, outside the timing
-        ours.loss(data[0]), ours_u.loss(data[0]), nfm.forward_kld(data[0])
+        ours.loss(data[0]), ours_u.loss(data[0]), ours_c.loss(data[0]), nfm.forward_kld(data[0])
     update_lipschitz(nfm, 200)
 
     def step_ours(model, opt, x, hook):
@@ -124,6 +151,7 @@ def main(argv=None):
         return float(loss.detach())
 
     variants = {"ours (certified refresh)": lambda x: step_ours(ours, opt_o, x, refresh),
+                "ours (certified, circular bound only: before)": lambda x: step_ours(ours_c, opt_c, x, refresh),
                 "ours (refresh without the certified gap)": lambda x: step_ours(ours_u, opt_u, x, refresh_uncertified),
                 "normflows 1.7.3": step_theirs}
     times = {k: [] for k in variants}
@@ -144,6 +172,9 @@ def main(argv=None):
         ratios = [t / b for t, b in zip(times[name], times[base])]
         print(f"{name:42s} median step {1e3 * statistics.median(times[name]):8.1f} ms   ratio to normflows "
               f"{statistics.median(ratios):.3f}   loss first/last {losses[name][0]:.3f} / {losses[name][-1]:.3f}")
+    new, old = "ours (certified refresh)", "ours (certified, circular bound only: before)"
+    cost = statistics.median(t / b for t, b in zip(times[new], times[old]))
+    print(f"RATIO resflow_step_exact_small_map_certificate_vs_circular_only: {cost:.3f} (target <= 1.15)")
 
 
 if __name__ == "__main__":
