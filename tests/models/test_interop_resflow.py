@@ -115,3 +115,7 @@ def test_a_file_with_the_reference_classes_pickled_is_read_without_its_code(fx, 
     ck = read_checkpoint(tmp_path / "ck.pth")
     assert set(ck["ema"].shadow_params) == set(ema.shadow_params)
     assert load_reference(ck, family="resflow").reference_report["weights"] == "ema"
+    # the same file straight through load_reference (the family's own reader, not plain torch.load)
+    assert load_reference(tmp_path / "ck.pth", family="resflow").reference_report["weights"] == "ema"
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_reference(tmp_path / "missing.pth", family="resflow")

@@ -30,19 +30,23 @@ from ...core.registry import Registry, import_submodules
 
 @dataclass(frozen=True)
 class ReferenceCode:
-    """A reference code we can read: its name, repository and ``load(state_dict, config, **options)``."""
+    """A reference code we can read: its name, repository, ``load(state_dict, config, **options)`` and, where
+    its files need more than ``torch.load`` (pickled objects of that code), ``read(path) -> mapping``."""
     name: str
     repository: str
     load: Callable[..., nn.Module]
+    read: Callable[[Path], Mapping[str, Any]] | None = None
 
 
 REFERENCES: Registry[ReferenceCode] = Registry("reference code")
 
 
-def register_reference(name: str, repository: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: ``@register_reference("srflow", "andreas128/SRFlow")`` on ``load(state, config, **options)``."""
+def register_reference(name: str, repository: str, read: Callable[[Path], Mapping[str, Any]] | None = None
+                       ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: ``@register_reference("srflow", "andreas128/SRFlow")`` on ``load(state, config, **options)``;
+    ``read`` reads that code's checkpoint files when plain ``torch.load`` cannot."""
     def deco(load: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        REFERENCES.add(name, ReferenceCode(name, repository, load))
+        REFERENCES.add(name, ReferenceCode(name, repository, load, read))
         return load
     return deco
 
@@ -70,7 +74,13 @@ def load_reference(source: str | Path | Mapping[str, Any], family: str, config: 
     (one of :data:`REFERENCES`: ``marscf``, ``srflow``, ``resflow``, ``fullglow``). ``config`` is our config of
     the matching architecture (a dict or config object; each loader documents its default). Raises
     :class:`CheckpointError` naming every key it cannot place."""
-    return REFERENCES[family].load(read_state(source), config, **options)
+    code = REFERENCES[family]
+    if code.read is not None and not isinstance(source, Mapping):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"no checkpoint at {path}")
+        return code.load(code.read(path), config, **options)
+    return code.load(read_state(source), config, **options)
 
 
 def check_all_used(code: str, keys: Iterable[str], used: Iterable[str], ignored: Iterable[str] = ()) -> None:

@@ -212,7 +212,7 @@ def _our_units(model: ResFlowModel) -> list[tuple[str, Any]]:
     return out
 
 
-@register_reference("resflow", "rtqichen/residual-flows")
+@register_reference("resflow", "rtqichen/residual-flows", read=lambda path: read_checkpoint(path))
 def load(source: Mapping[str, Any], config: Any = None, weights: str = "auto", sn_update: bool = True,
          coeff_slack: float = 1e-8) -> ResFlowModel:
     """Our :class:`ResFlowModel` with the weights of a Residual Flows checkpoint or state dict (module
