@@ -45,7 +45,15 @@ case "$cmd" in
   bench)
     setup
     "$PY" -m pip install -q --disable-pip-version-check -e ".[bench]"
+    out=results/benchmarks
     "$PY" benchmarks/bench_attention.py "$@"
-    "$PY" benchmarks/bench_resflow.py | tee results/benchmarks/resflow_cpu.txt ;;
+    "$PY" benchmarks/bench_resflow.py | tee "$out/resflow_cpu.txt"
+    "$PY" benchmarks/bench_resflow.py --size 4 --channels 12 | tee "$out/resflow_small_map_certificate_cpu.txt"
+    "$PY" benchmarks/bench_speed.py | tee "$out/speed_cpu.txt"          # ConvLSTM step, sampling per family
+    "$PY" benchmarks/bench_mixlogistic.py | tee "$out/mixlogistic_cpu.txt"
+    "$PY" benchmarks/bench_itrans.py | tee "$out/itrans_cpu.txt"
+    if [ -f benchmarks/bench_acf.py ]; then "$PY" benchmarks/bench_acf.py | tee "$out/acf_cpu.txt"; fi
+    echo "== before/after ratios and their targets"
+    grep -h '^RATIO' "$out"/*.txt ;;
   *) echo "usage: bash scripts/run.sh {smoke|test|bench|setup}" >&2; exit 2 ;;
 esac
