@@ -4,7 +4,7 @@ measured Lipschitz constants (power iteration on autograd Jacobians, adversarial
 Belongs here: code that explains or inspects a model (never needed to train or evaluate one).
 Imports ``core``, ``attention`` and ``models``; nothing but notebooks and tests imports it.
 """
-from .jacobian import imap_closed_form, itrans_closed_form, jacobian, mask_order
+from .jacobian import imap_closed_form, itrans_closed_form, itrans_order, jacobian, mask_order
 from .lipschitz import (
     adversarial_lipschitz,
     conv_matrix,
@@ -13,5 +13,5 @@ from .lipschitz import (
     lipschitz_probe,
 )
 
-__all__ = ["imap_closed_form", "itrans_closed_form", "jacobian", "mask_order", "adversarial_lipschitz",
+__all__ = ["imap_closed_form", "itrans_closed_form", "itrans_order", "jacobian", "mask_order", "adversarial_lipschitz",
            "conv_matrix", "find_normaliser_root", "jacobian_norm", "lipschitz_probe"]

@@ -1,4 +1,5 @@
-"""Helpers for the Jacobian walkthrough notebook: autograd Jacobians and the closed forms of Eq. 7 and 9."""
+"""Helpers for the Jacobian walkthrough notebook: autograd Jacobians, the orderings that show their block
+structure and the closed forms of Eq. 7 and 9."""
 from __future__ import annotations
 
 import torch
@@ -25,6 +26,21 @@ def mask_order(mask_flat: Tensor) -> tuple[Tensor, int]:
     """Permutation that lists masked elements (x1) first, and how many there are."""
     masked = torch.nonzero(mask_flat > 0.5).flatten()
     free = torch.nonzero(mask_flat <= 0.5).flatten()
+    return torch.cat([masked, free]), int(masked.numel())
+
+
+def itrans_order(layer: ITrans, shape: tuple[int, int, int, int]) -> tuple[Tensor, int]:
+    r"""Permutation for iTrans: the masked elements (x1) first, then x2 grouped by feature within a patch, each
+    group holding that feature in the ``N`` patches in patch order; and how many are masked.
+
+    Since :math:`y_{n,j} = \sum_k W_{nk}\,x_{k,j}` for every free feature ``j``, in this order
+    :math:`\partial y_2/\partial x_2 = I_{n_u}\otimes W` (``n_u`` copies of ``W`` on the diagonal).
+    """
+    _, c, h, w = shape
+    patches = layer._to_patches(torch.arange(c * h * w).view(1, c, h, w))[0]  # (N, P): flat index of each feature
+    m = layer.patch_mask(h, w, torch.zeros((), dtype=torch.float64))
+    masked = patches[:, m > 0.5].flatten()
+    free = patches[:, m <= 0.5].T.flatten()
     return torch.cat([masked, free]), int(masked.numel())
 
 

@@ -8,9 +8,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..core.io import save_figure
 from ..models.resflow import ResFlowModel, reference_config
-from .plots import _plt
+from .plots import _plt, finish
 
 PUBLISHED_COUNTS = {  # counted from the public code (../shared/reference/CONTRACTIVE.md)
     ("resflow_cifar10", "none"): 25_174_233, ("resflow_mnist", "none"): 16_608_693,
@@ -79,9 +78,7 @@ def plot_training_curves(df: pd.DataFrame, path=None, methods: tuple[str, ...] |
             axes[r, c].set_ylabel("train bits/dim (smoothed)")
             axes[r, c].legend(fontsize=7)
     fig.tight_layout()
-    if path is not None:
-        save_figure(path, fig, dpi=110)
-    return fig
+    return finish(fig, path, dpi=110)
 
 
 def convergence_summary(df: pd.DataFrame, baseline: str = "Residual Flow") -> pd.DataFrame:
@@ -124,9 +121,7 @@ def plot_awgn(df: pd.DataFrame, path=None, limit: float = 16.0):
         axes[0, c].set_ylabel("Δ test bits/dim vs σ = 0")
         axes[0, c].legend(fontsize=7)
     fig.tight_layout()
-    if path is not None:
-        save_figure(path, fig, dpi=110)
-    return fig
+    return finish(fig, path, dpi=110)
 
 
 def awgn_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..core.io import save_figure
 from .cells import load_cell
 from .paths import results_dir
-from .plots import _plt
+from .plots import _plt, finish
 from .spec import TABLES
 
 METRIC_LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lr_psnr": "LR-PSNR (dB) ↑", "lpips": "LPIPS ↓"}
@@ -53,9 +52,7 @@ def plot_metrics_vs_temperature(frame, bicubic: dict[str, Any], title: str, path
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    if path is not None:
-        save_figure(path, fig, dpi=120)
-    return fig
+    return finish(fig, path, dpi=120)
 
 
 def plot_sr_examples(items: list[tuple[str, str | Path]], title: str, path: str | Path | None = None,
@@ -93,9 +90,7 @@ def plot_sr_examples(items: list[tuple[str, str | Path]], title: str, path: str 
         axes[r, 2].set_ylabel(label, fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    if path is not None:
-        save_figure(path, fig, dpi=90)
-    return fig
+    return finish(fig, path, dpi=90)
 
 
 def example_files(table: str, profile: str, results_root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
