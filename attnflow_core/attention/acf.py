@@ -43,6 +43,7 @@ from ..core.errors import FlowError
 from .lipschitz_attention import (
     l2_attention_constant,
     l2_attention_core,
+    l2_attention_fused,
     lipnorm_attention,
     lipnorm_attention_bound,
     resolve_window,
@@ -61,14 +62,18 @@ class _ConvexGate(nn.Module):
         self.gate = nn.Parameter(torch.tensor(float(gate_init)))
         self.window = window_pair(window, type(self).__name__)
 
-    def _tokens(self, h: Tensor) -> tuple[Tensor, tuple[int, int] | None]:
-        """Tokens of ``h``: ``(B, N, D)`` (global) or ``(B·m, N_w, D)`` (one row per window)."""
+    def attend_map(self, h: Tensor) -> tuple[Tensor, int]:
+        """``F`` on the ``(B, D, H, W)`` map -- over all positions, or per window -- and the number of tokens
+        ``N`` (or ``N_w``) that its bound uses."""
         win = resolve_window(self.window, h.shape[-2:], type(self).__name__)
-        return (tokens(h) if win is None else window_tokens(h, win)), win
+        if win is None:
+            x = tokens(h)
+            return untokens(self.attend(x), h), x.shape[1]
+        x = window_tokens(h, win)  # (B·m, N_w, D): one row per window
+        return window_untokens(self.attend_windows(x), h, win), x.shape[1]
 
-    @staticmethod
-    def _untokens(x: Tensor, h: Tensor, win: tuple[int, int] | None) -> Tensor:
-        return untokens(x, h) if win is None else window_untokens(x, h, win)
+    def attend_windows(self, x: Tensor) -> Tensor:
+        return self.attend(x)
 
     def extra_repr(self) -> str:
         return f"window={self.window}" if self.window is not None else "global"
@@ -115,9 +120,22 @@ class L2SelfAttention(_ConvexGate):
         heads = g @ m.unsqueeze(0)  # f_h(X) W_V,h = P_h Q_h W_Qᵀ W_V / √d
         return heads.transpose(1, 2).flatten(2) @ self.wo
 
+    def attend_windows(self, x: Tensor) -> Tensor:
+        """:meth:`attend` with ``W_Q,hᵀ W_V,h W_O,h / √d`` folded into one ``d × D`` matrix per head, every
+        projection a single matrix product over all tokens and fused logits
+        (:func:`~attnflow_core.attention.lipschitz_attention.l2_attention_fused`): the same map, equal up to
+        rounding; used with windows, where the many short token rows make :meth:`attend`'s broadcast
+        products slow (the global path keeps :meth:`attend`, so its numbers stay bit for bit)."""
+        t, n, dim = x.shape
+        hh, d = self.heads, self.head_dim
+        q = (x.reshape(t * n, dim) @ self.wq.transpose(0, 1).reshape(dim, hh * d)).view(t, n, hh, d).transpose(1, 2)
+        g = l2_attention_fused(q.reshape(t * hh, n, d)).view(t, hh, n, d)  # P_h Q_h
+        mo = self.wq.transpose(1, 2) @ self.wv @ self.wo.view(hh, d, dim) / math.sqrt(d)  # (H, d, D)
+        return (g.transpose(1, 2).reshape(t * n, hh * d) @ mo.reshape(hh * d, dim)).view(t, n, dim)
+
     def forward(self, h: Tensor) -> Tensor:
-        x, win = self._tokens(h)
-        return self.mix(h, self._untokens(self.attend(x), h, win), self.raw_bound(x.shape[1]))
+        f, n = self.attend_map(h)
+        return self.mix(h, f, self.raw_bound(n))
 
 
 class LipschitzDotAttention(_ConvexGate):
@@ -145,8 +163,7 @@ class LipschitzDotAttention(_ConvexGate):
         return lipnorm_attention(self.q(x), self.k(x), self.v(x), self.scale, "exp")
 
     def forward(self, h: Tensor) -> Tensor:
-        x, win = self._tokens(h)
-        return self.mix(h, self._untokens(self.attend(x), h, win), self.raw_bound())
+        return self.mix(h, self.attend_map(h)[0], self.raw_bound())
 
 
 class ACFPublishedDotAttention(nn.Module):

@@ -143,6 +143,16 @@ def l2_attention_core(x: Tensor, wq: Tensor) -> Tensor:
     return p @ q
 
 
+def l2_attention_fused(q: Tensor) -> Tensor:
+    """``G(Q) = P(Q) Q`` on queries ``(T, N, d)`` as in :func:`l2_attention_core`, the logits in one fused
+    product: ``−‖q_i − q_j‖²`` and ``2 q_iᵀq_j − ‖q_j‖²`` differ by ``−‖q_i‖²``, constant along the softmax
+    row, so ``P`` is the same (equal up to rounding; fewer passes over the ``N×N`` logits in the forward and
+    in every backward)."""
+    s = 1.0 / math.sqrt(q.shape[-1])
+    logits = torch.baddbmm(q.square().sum(-1).unsqueeze(1), q, q.transpose(1, 2), beta=-s, alpha=2.0 * s)
+    return torch.softmax(logits, dim=-1) @ q
+
+
 def _kernel(s: Tensor, kind: str) -> Tensor:
     """Attention weights normalised over the last axis."""
     if kind == "exp":

@@ -18,7 +18,6 @@ from attnflow_core.attention.lipschitz_attention import (
     resolve_window,
     untokens,
     window_tokens,
-    window_untokens,
 )
 from attnflow_core.core.errors import FlowError
 from attnflow_core.diagnostics.jacobian import dense_jacobian
@@ -129,8 +128,8 @@ def _map_inputs(seed):
 
 
 def _windowed(att):
-    """The windowed map ``F_win`` (no gate) on ``(1, D, H, W)`` maps."""
-    return lambda h: window_untokens(att.attend(window_tokens(h, WIN)), h, WIN)
+    """The windowed map ``F_win`` (no gate) on ``(1, D, H, W)`` maps, as the forward pass computes it."""
+    return lambda h: att.attend_map(h)[0]
 
 
 @pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
@@ -150,12 +149,25 @@ def test_windowed_attention_bound_holds_with_the_window_token_count(cls):
         assert max(worst, adv) <= bound, (worst, adv, bound)
 
 
+def test_the_windows_fast_l2_form_equals_the_reference_form():
+    """Folded projections and fused logits: the same map as :meth:`attend` (the global path), to rounding."""
+    torch.manual_seed(8)
+    att = L2SelfAttention(D, heads=2).double()
+    for scale in (0.1, 1.0, 30.0):
+        x = scale * torch.randn(6, 9, D, dtype=torch.float64)
+        ref = att.attend(x).detach()
+        torch.testing.assert_close(att.attend_windows(x).detach(), ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
+    toks = window_tokens(torch.randn(2, D, 4, 6, dtype=torch.float64), (2, 3))
+    assert toks.shape == (8, 6, D)
+
+
 def test_windows_do_not_interact_and_each_equals_the_global_attention_on_its_sub_map():
     torch.manual_seed(5)
     win_att = L2SelfAttention(D, heads=2, window=WIN).double()
     glob = L2SelfAttention(D, heads=2).double()
     glob.load_state_dict(win_att.state_dict())
     h = _map_inputs(6)[2]
+    assert win_att.attend_map(h)[1] == 4
     jac = dense_jacobian(_windowed(win_att), h).view(D, *MAP, D, *MAP)
     assert float(jac[:, :, :2][..., 2:].abs().max()) == 0.0 and float(jac[:, :, 2:][..., :2].abs().max()) == 0.0
     hb = torch.randn(3, D, 4, 6, dtype=torch.float64)  # 2×3 windows, gate and bound included
