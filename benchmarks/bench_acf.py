@@ -11,8 +11,10 @@ Models: :class:`~attnflow_core.models.resflow.ResFlowModel` on 1×28×28 with ``
 ``attention`` / ``attention_window``: none; ACF L2 (and LipschitzNorm dot product) over all positions, the
 package's ``attention_window=None`` path, unchanged, so it *is* the old code; the same with 7×7 windows
 (global at 7×7, where the window covers the map). Same batches and roulette draws for every variant (one seed
-per round). Timing: one process, round-robin (each round times one step of every variant), medians of
-per-round ratios, one thread unless ``--threads``. Printed figures only (not a test).
+per round). Timing: one process, round-robin (each round times one step of every variant, the windowed ones
+right after the Residual Flow step they are divided by), medians of per-round ratios, one thread unless
+``--threads``. The ``# L2 bound factor`` lines give ``κ(N)`` of the certificate (the shrinkage of ``F``)
+globally and per window. Printed figures only (not a test).
 """
 from __future__ import annotations
 
@@ -37,11 +39,12 @@ SCALES = {# the contractive table's smoke model (its SMOKE_MODEL["resflow"], bat
           "cpu": dict(scales=(2, 2, 2), hidden=64, batch=8, rounds=7, warmup=2),
           "paper": dict(scales=(4, 4, 4), hidden=512, batch=64, rounds=10, warmup=3)}
 WINDOW = 7  # tiles 28×28 and 14×14; covers 7×7
+# round order: the fast variants next to the Residual Flow step they are divided by, the slow ones after
 VARIANTS = {"resflow": dict(),
-            "acf_l2 global (before)": dict(attention="acf_l2"),
             f"acf_l2 window {WINDOW} (after)": dict(attention="acf_l2", attention_window=WINDOW),
-            "acf_dot global (before)": dict(attention="acf_dot"),
-            f"acf_dot window {WINDOW} (after)": dict(attention="acf_dot", attention_window=WINDOW)}
+            f"acf_dot window {WINDOW} (after)": dict(attention="acf_dot", attention_window=WINDOW),
+            "acf_l2 global (before)": dict(attention="acf_l2"),
+            "acf_dot global (before)": dict(attention="acf_dot")}
 
 
 def batches(n, batch, seed=0):
@@ -64,8 +67,9 @@ def main(argv=None):
     p.add_argument("--scale", choices=sorted(SCALES), default="table")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="auto", help="auto: the GPU when there is one, else the CPU")
+    p.add_argument("--rounds", type=int, default=0, help="timed rounds (default: the scale's)")
     a = p.parse_args(argv)
-    s = SCALES[a.scale]
+    s = dict(SCALES[a.scale], **({"rounds": a.rounds} if a.rounds else {}))
     torch.set_num_threads(a.threads)
     dev = pick_device(a.device)
     base = dict(family="resflow", image_shape=(1, 28, 28), scales=s["scales"], hidden=s["hidden"], fc_blocks=1,
