@@ -36,6 +36,19 @@ for **every** input: the value path ``P ΔV`` has :math:`\|P\|_2 \le \sqrt{N \ma
 normaliser path by :math:`\lambda\,|dM|\,abc/M^2 \le \lambda(|da| + |db| + |dc|)` (in each of the three cases
 of the max, e.g. ``M = ab`` gives ``c ≤ a, b``). The map is positively homogeneous, so no input domain is
 needed. Without the normaliser (plain dot products) attention is not Lipschitz (Kim et al., Thm 3.1).
+
+**Windowed (local) attention.** Split the ``H×W`` map into non-overlapping ``w_h×w_w`` windows (they must
+tile it); each token attends only within its window, ``N_w = w_h w_w`` tokens, with the same weights in
+every window. If ``f`` (``N_w`` tokens) has ``Lip(f) ≤ L(N_w)``, the windowed map ``f_win`` does too (our
+proof): the windows ``S_1 … S_m`` partition the positions and ``f_win(X)_{S_k} = f(X_{S_k})``, so
+
+.. math:: \|f_{win}(X) - f_{win}(Y)\|_F^2 = \sum_k \|f(X_{S_k}) - f(Y_{S_k})\|_F^2
+          \le L(N_w)^2 \sum_k \|X_{S_k} - Y_{S_k}\|_F^2 = L(N_w)^2\,\|X - Y\|_F^2
+
+(equivalently: after permuting the tokens window by window the Jacobian is block diagonal and its norm is
+the largest block's). The L2 bound therefore uses ``κ(N_w)`` instead of ``κ(N)``: a tighter certificate and
+less shrinkage of ``F``. The LipschitzNorm normaliser is taken per window, and its bound does not depend on
+``N``. Overlapping or shifted windows are not covered by this argument and are not offered.
 """
 from __future__ import annotations
 
@@ -43,6 +56,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from ..core.errors import FlowError
 
 KERNELS = ("exp", "elu1")
 
@@ -55,6 +70,48 @@ def tokens(h: Tensor) -> Tensor:
 def untokens(x: Tensor, like: Tensor) -> Tensor:
     """``(B, N, D)`` tokens → the ``(B, D, H, W)`` shape of ``like`` (inverse of :func:`tokens`)."""
     return x.transpose(1, 2).reshape(like.shape)
+
+
+def window_pair(window: int | tuple[int, int] | None, where: str = "attention") -> tuple[int, int] | None:
+    """``w`` → ``(w, w)``; checks that a window is a positive int or a pair of them (``None``: global)."""
+    if window is None:
+        return None
+    ws = (window, window) if isinstance(window, int) else tuple(window) if isinstance(window, (tuple, list)) else ()
+    if len(ws) != 2 or any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in ws):
+        raise FlowError(f"{where}: the attention window must be a positive int or a pair of them (None: global), "
+                        f"got {window!r}")
+    return ws
+
+
+def resolve_window(window: int | tuple[int, int] | None, size: tuple[int, int], where: str = "attention"
+                   ) -> tuple[int, int] | None:
+    """The window used on an ``H×W`` map: per axis ``min(w, side)``; ``None`` (global attention) when it covers
+    the whole map. Raises :class:`FlowError` when it does not tile the map (no padding is defined)."""
+    ws = window_pair(window, where)
+    if ws is None:
+        return None
+    h, w = (int(v) for v in size)
+    win = (min(ws[0], h), min(ws[1], w))
+    if h % win[0] or w % win[1]:
+        raise FlowError(f"{where}: a {win[0]}×{win[1]} attention window does not tile the {h}×{w} map (windows do not "
+                        f"overlap and no padding is defined); choose a window that divides every map it meets")
+    return None if win == (h, w) else win
+
+
+def window_tokens(h: Tensor, win: tuple[int, int]) -> Tensor:
+    """``(B, D, H, W)`` map → ``(B·m, w_h·w_w, D)`` tokens, one row of the batch per window (row-major)."""
+    b, d, hh, ww = h.shape
+    wh, wd = win
+    x = h.reshape(b, d, hh // wh, wh, ww // wd, wd).permute(0, 2, 4, 3, 5, 1)
+    return x.reshape(b * (hh // wh) * (ww // wd), wh * wd, d)
+
+
+def window_untokens(x: Tensor, like: Tensor, win: tuple[int, int]) -> Tensor:
+    """Inverse of :func:`window_tokens` into the shape of ``like``."""
+    b, d, hh, ww = like.shape
+    wh, wd = win
+    y = x.reshape(b, hh // wh, ww // wd, wh, wd, d).permute(0, 5, 1, 3, 2, 4)
+    return y.reshape(b, d, hh, ww)
 
 
 def lambert_w0(z: float) -> float:
@@ -84,6 +141,16 @@ def l2_attention_core(x: Tensor, wq: Tensor) -> Tensor:
     dist = (sq.unsqueeze(-1) + sq.unsqueeze(-2) - 2.0 * q @ q.transpose(-1, -2)).clamp_min(0.0)
     p = torch.softmax(-dist / math.sqrt(wq.shape[-1]), dim=-1)
     return p @ q
+
+
+def l2_attention_fused(q: Tensor) -> Tensor:
+    """``G(Q) = P(Q) Q`` on queries ``(T, N, d)`` as in :func:`l2_attention_core`, the logits in one fused
+    product: ``−‖q_i − q_j‖²`` and ``2 q_iᵀq_j − ‖q_j‖²`` differ by ``−‖q_i‖²``, constant along the softmax
+    row, so ``P`` is the same (equal up to rounding; fewer passes over the ``N×N`` logits in the forward and
+    in every backward)."""
+    s = 1.0 / math.sqrt(q.shape[-1])
+    logits = torch.baddbmm(q.square().sum(-1).unsqueeze(1), q, q.transpose(1, 2), beta=-s, alpha=2.0 * s)
+    return torch.softmax(logits, dim=-1) @ q
 
 
 def _kernel(s: Tensor, kind: str) -> Tensor:

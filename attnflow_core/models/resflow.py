@@ -12,7 +12,12 @@ out after every scale but the last, a learned diagonal Gaussian over all latents
 5-term series (as published).
 
 ``attention``: ``"acf_l2"`` / ``"acf_dot"`` put ACF's attention into every conv block's branch (not the FC
-blocks, as in ACF's code); ``"idp"`` / ``"icon"`` add one Zha attention block at the end of scale 1, before
+blocks, as in ACF's code), over all positions of the map (ACF's code; ``attention_window=None``, the default)
+or, with ``attention_window = w``, within non-overlapping ``w×w`` windows (``min(w, side)`` per axis; the
+window must tile the map of every scale: at 28×28, ``w = 7`` gives 7×7 windows at 28×28 and 14×14 and
+global attention at 7×7). Windows keep the certificate (the bound uses the ``N_w = w²`` tokens of a
+window, :mod:`~attnflow_core.attention.lipschitz_attention`) and cut the ``N×N`` attention to ``N×N_w``;
+``"idp"`` / ``"icon"`` add one Zha attention block at the end of scale 1, before
 its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``.
 
 Parameter counts of the reference configurations (:func:`reference_config`) against the counts measured
@@ -29,6 +34,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ..attention.lipschitz_attention import resolve_window
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence
 from ..flows.elementwise import FlooredActNorm, LogitTransform
@@ -66,6 +72,7 @@ class ResFlowConfig(ModelConfig):
     attention: str = "none"
     attention_variant: str = "corrected"
     attention_heads: int = 1
+    attention_window: int | None = None
     zha_normalise: str = "global"
     logdet: dict[str, Any] = field(default_factory=dict)
     inverse_max_iter: int = 1000
@@ -90,6 +97,14 @@ class ResFlowConfig(ModelConfig):
         if h % 2 ** squeezes or w % 2 ** squeezes:
             raise FlowError(f"a {h}×{w} image cannot be squeezed {squeezes} times ({len(self.scales)} scales"
                             f"{', squeeze first' if self.arch == 'iresnet' else ''}); use fewer scales")
+        if self.attention_window is not None:
+            if self.attention not in ACF_KINDS:
+                raise FlowError(f"config.attention_window applies to ACF's attention ({ACF_KINDS}), not to "
+                                f"attention={self.attention!r}")
+            first = int(self.arch == "iresnet")  # the i-ResNet squeezes before its first scale
+            for s in range(len(self.scales)):  # the map of every scale must be tiled by the window
+                resolve_window(self.attention_window, (h >> (s + first), w >> (s + first)),
+                               f"config.attention_window at scale {s + 1}")
         self.logdet_config()
 
 
@@ -157,7 +172,8 @@ class ResFlowModel(MultiScaleFlow):
                     name: str) -> ResidualBlock:
         if cfg.attention in ACF_KINDS:
             return AttentiveResidualBlock(c, cfg.hidden, size, cfg.attention, cfg.attention_heads, cfg.kernels,
-                                          cfg.coeff, cfg.activation, not first, logdet, cfg.inverse_max_iter, name)
+                                          cfg.coeff, cfg.activation, not first, logdet, cfg.inverse_max_iter, name,
+                                          window=cfg.attention_window)
         g = LipschitzConvNet(c, cfg.hidden, size, cfg.kernels, cfg.coeff, cfg.activation, preact=not first)
         return ResidualBlock(g, c, logdet, cfg.inverse_max_iter, name=name)
 

@@ -1,5 +1,5 @@
 """Lip(g) < 1 measured for every residual branch we ship -- plain Residual Flow / i-ResNet / FC branches,
-ACF's L2 and dot-product attention inside g, Zha's corrected iDP/iCon -- at random, constant and
+ACF's L2 and dot-product attention inside g (global and windowed), Zha's corrected iDP/iCon -- at random, constant and
 adversarial inputs and with all weights scaled up 100×; and the published forms that are not contractive."""
 import math
 
@@ -18,6 +18,7 @@ BRANCHES = {
     "fc": lambda: LipschitzFCNet((3, 4, 4), 16),
     "acf_l2": lambda: LipschitzConvNet(3, 8, (4, 4), attention=L2SelfAttention(8, heads=2)),
     "acf_dot": lambda: LipschitzConvNet(3, 8, (4, 4), attention=LipschitzDotAttention(8, qk_channels=2)),
+    "acf_l2_windowed": lambda: LipschitzConvNet(3, 8, (4, 4), attention=L2SelfAttention(8, heads=2, window=2)),
     "zha_idp_corrected": lambda: ZhaAttention(3, "idp", "corrected"),
     "zha_icon_corrected": lambda: ZhaAttention(3, "icon", "corrected"),
 }

@@ -1,13 +1,25 @@
 """The attention bounds hold for every input and weight: dense Jacobians on small N, D never exceed them
 (random, scaled, Kim's spread-out inputs, adversarial search, weights ×10), the L2 constant scales like ‖W_Q‖²,
-and the vectorised layouts equal a per-token loop and commute with permutations of the positions."""
+and the vectorised layouts equal a per-token loop and commute with permutations of the positions. Windowed
+attention: the same attacks against the bound with N_w tokens, no coupling across windows, each window equal
+to the global attention on its own sub-map, a covering window equal to the global path bit for bit, and clear
+errors for windows that do not tile the map."""
 import math
 
 import pytest
 import torch
 
 from attnflow_core.attention.acf import L2SelfAttention, LipschitzDotAttention
-from attnflow_core.attention.lipschitz_attention import KERNELS, lambert_w0, lipnorm_attention, lipnorm_attention_bound
+from attnflow_core.attention.lipschitz_attention import (
+    KERNELS,
+    lambert_w0,
+    lipnorm_attention,
+    lipnorm_attention_bound,
+    resolve_window,
+    untokens,
+    window_tokens,
+)
+from attnflow_core.core.errors import FlowError
 from attnflow_core.diagnostics.jacobian import dense_jacobian
 from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
 
@@ -18,12 +30,12 @@ def _dense_norm(fn, x):
     return float(torch.linalg.matrix_norm(dense_jacobian(fn, x), ord=2))
 
 
-def _inputs(seed):
+def _inputs(seed, n=N):
     g = torch.Generator().manual_seed(seed)
-    out = [s * torch.randn(1, N, D, generator=g, dtype=torch.float64) for s in (0.01, 0.3, 1.0, 3.0, 30.0)]
-    spread = torch.zeros(1, N, D, dtype=torch.float64)  # Kim et al.'s bad case: one token at 0, others spread
-    spread[0, 1:] = torch.linspace(0.5, 4.0, N - 1, dtype=torch.float64).unsqueeze(-1) * torch.randn(N - 1, D, generator=g, dtype=torch.float64)
-    return out + [spread, torch.ones(1, N, D, dtype=torch.float64)]
+    out = [s * torch.randn(1, n, D, generator=g, dtype=torch.float64) for s in (0.01, 0.3, 1.0, 3.0, 30.0)]
+    spread = torch.zeros(1, n, D, dtype=torch.float64)  # Kim et al.'s bad case: one token at 0, others spread
+    spread[0, 1:] = torch.linspace(0.5, 4.0, n - 1, dtype=torch.float64).unsqueeze(-1) * torch.randn(n - 1, D, generator=g, dtype=torch.float64)
+    return out + [spread, torch.ones(1, n, D, dtype=torch.float64)]
 
 
 @pytest.mark.parametrize("heads", [2])
@@ -101,3 +113,88 @@ def test_layout_matches_a_per_token_loop_and_commutes_with_permutations(cls):
                        for j in range(12)) for qi in qs]
         slow = (1 - beta) * x[b] + beta * torch.stack(out) / att.raw_bound(12)
         torch.testing.assert_close(y[b].flatten(1).T, slow, rtol=1e-9, atol=1e-10)
+
+
+MAP, WIN = (2, 4), (2, 2)  # two 2×2 windows: N = 8 tokens, N_w = 4 per window
+
+
+def _map_inputs(seed):
+    like = torch.empty(1, D, *MAP, dtype=torch.float64)
+    maps = [untokens(x, like) for x in _inputs(seed, n=8)]
+    spread = torch.zeros_like(like)  # Kim's bad case inside one window: a token at 0, its window spread out
+    spread[0, :, :, :2] = 3.0 * torch.randn(D, 2, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    spread[0, :, 0, 0] = 0.0
+    return maps + [spread]
+
+
+def _windowed(att):
+    """The windowed map ``F_win`` (no gate) on ``(1, D, H, W)`` maps, as the forward pass computes it."""
+    return lambda h: att.attend_map(h)[0]
+
+
+@pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
+def test_windowed_attention_bound_holds_with_the_window_token_count(cls):
+    torch.manual_seed(4)
+    att = (cls(D, heads=2, window=WIN) if cls is L2SelfAttention else cls(D, qk_channels=2, window=WIN)).double()
+    fn = _windowed(att)
+    for scale in (1.0, 10.0):
+        with torch.no_grad():
+            for p in att.parameters():
+                p.mul_(scale if p.dim() > 1 else 1.0)
+        bound = float(att.raw_bound(4).detach())
+        if cls is L2SelfAttention:  # κ(N_w) < κ(N): the certificate is tighter than the global one
+            assert bound < 0.6 * float(att.raw_bound(8).detach())
+        worst = max(_dense_norm(fn, h) for h in _map_inputs(int(scale)))
+        adv, _ = adversarial_lipschitz(fn, _map_inputs(9)[3], steps=10)
+        assert max(worst, adv) <= bound, (worst, adv, bound)
+
+
+def test_the_windows_fast_l2_form_equals_the_reference_form():
+    """Folded projections and fused logits: the same map as :meth:`attend` (the global path), to rounding."""
+    torch.manual_seed(8)
+    att = L2SelfAttention(D, heads=2).double()
+    for scale in (0.1, 1.0, 30.0):
+        x = scale * torch.randn(6, 9, D, dtype=torch.float64)
+        ref = att.attend(x).detach()
+        torch.testing.assert_close(att.attend_windows(x).detach(), ref, rtol=0, atol=1e-12 * float(ref.abs().max()))
+    toks = window_tokens(torch.randn(2, D, 4, 6, dtype=torch.float64), (2, 3))
+    assert toks.shape == (8, 6, D)
+
+
+def test_windows_do_not_interact_and_each_equals_the_global_attention_on_its_sub_map():
+    torch.manual_seed(5)
+    win_att = L2SelfAttention(D, heads=2, window=WIN).double()
+    glob = L2SelfAttention(D, heads=2).double()
+    glob.load_state_dict(win_att.state_dict())
+    h = _map_inputs(6)[2]
+    assert win_att.attend_map(h)[1] == 4
+    jac = dense_jacobian(_windowed(win_att), h).view(D, *MAP, D, *MAP)
+    assert float(jac[:, :, :2][..., 2:].abs().max()) == 0.0 and float(jac[:, :, 2:][..., :2].abs().max()) == 0.0
+    hb = torch.randn(3, D, 4, 6, dtype=torch.float64)  # 2×3 windows, gate and bound included
+    y = win_att(hb)
+    for i in (0, 2):
+        for j in (0, 2, 4):
+            torch.testing.assert_close(y[..., i:i + 2, j:j + 2], glob(hb[..., i:i + 2, j:j + 2]), rtol=1e-12, atol=1e-13)
+    # permuting positions inside a window permutes the output alike
+    perm = hb.clone()
+    perm[..., 0:2, 0:2] = hb[..., 0:2, 0:2].flip(-1).transpose(-1, -2)
+    torch.testing.assert_close(win_att(perm)[..., 0:2, 0:2], y[..., 0:2, 0:2].flip(-1).transpose(-1, -2))
+
+
+@pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
+def test_a_window_covering_the_map_is_the_global_attention_bit_for_bit(cls):
+    torch.manual_seed(7)
+    glob, covering = cls(8).double(), cls(8, window=(3, 16)).double()
+    covering.load_state_dict(glob.state_dict())
+    h = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    assert torch.equal(covering(h), glob(h))
+    assert resolve_window(7, (7, 7)) is None and resolve_window(7, (28, 14)) == (7, 7) and resolve_window((2, 8), (4, 4)) == (2, 4)
+
+
+def test_windows_that_do_not_tile_the_map_are_refused():
+    att = L2SelfAttention(8, window=3)
+    with pytest.raises(FlowError, match=r"3×3 attention window does not tile the 4×6 map"):
+        att(torch.randn(1, 8, 4, 6))
+    for bad in (0, -2, 2.5, True, (2, 2, 2)):
+        with pytest.raises(FlowError, match="positive int or a pair"):
+            L2SelfAttention(8, window=bad)

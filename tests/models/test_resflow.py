@@ -31,7 +31,7 @@ def test_zha_attention_adds_their_parameter_count(attention, extra):
 
 
 TINY = dict(family="resflow", image_shape=(1, 4, 4), scales=(1, 1), hidden=8, fc_blocks=1, fc_hidden=8)
-VARIANTS = [dict(), dict(attention="acf_l2"), dict(attention="acf_dot"),
+VARIANTS = [dict(), dict(attention="acf_l2"), dict(attention="acf_dot"), dict(attention="acf_dot", attention_window=2),
             dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="idp"),
             dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="icon")]
 
@@ -44,7 +44,7 @@ def _model(**kw):
     return m.eval()
 
 
-@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw.get("attention", "none"))
+@pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw.get("attention", "none") + ("_window" if "attention_window" in kw else ""))
 def test_every_branch_is_certified_below_one_and_the_model_round_trips(kw):
     m = _model(**kw)
     with torch.no_grad():  # every weight matrix inside the residual branches, 100×
@@ -130,3 +130,26 @@ def test_zha_published_block_has_no_certificate():
     m = _model(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="idp",
                attention_variant="published")
     assert m.lipschitz_certificates()["scale 1 attention"] == math.inf
+
+
+def test_attention_window_config():
+    """Windows that tile every scale build windowed attention (global where the window covers the map); a
+    window covering every map is today's global model bit for bit; bad windows are refused by name."""
+    m = _model(attention="acf_l2", attention_window=2)
+    wins = [(blk.name, blk.g.net[-2].window) for blk in m.residual_blocks() if hasattr(blk.g, "net") and
+            hasattr(blk.g.net[-2], "window")]
+    assert wins == [("scale 1 block 1", (2, 2)), ("scale 2 block 1", (2, 2))]
+    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
+    glob, covering = _model(attention="acf_l2"), _model(attention="acf_l2", attention_window=4)
+    torch.manual_seed(3)
+    a = glob.log_prob(x).detach()
+    torch.manual_seed(3)
+    assert torch.equal(covering.log_prob(x).detach(), a)
+    torch.manual_seed(3)
+    assert not torch.equal(m.log_prob(x).detach(), a)  # 2×2 windows at 4×4: another model
+    with pytest.raises(FlowError, match=r"attention_window at scale 1: a 3×3 attention window does not tile the 4×4"):
+        build_model({**TINY, "attention": "acf_l2", "attention_window": 3})
+    with pytest.raises(FlowError, match="attention_window applies to ACF's attention"):
+        build_model({**TINY, "attention_window": 2})
+    with pytest.raises(FlowError, match="'attention_window' must be int"):
+        build_model({**TINY, "attention": "acf_dot", "attention_window": "2"})
