@@ -52,7 +52,7 @@ case "$cmd" in
     "$PY" benchmarks/bench_speed.py | tee "$out/speed_cpu.txt"          # ConvLSTM step, sampling per family
     "$PY" benchmarks/bench_mixlogistic.py | tee "$out/mixlogistic_cpu.txt"
     "$PY" benchmarks/bench_itrans.py | tee "$out/itrans_cpu.txt"
-    if [ -f benchmarks/bench_acf.py ]; then "$PY" benchmarks/bench_acf.py | tee "$out/acf_cpu.txt"; fi
+    "$PY" benchmarks/bench_acf.py | tee "$out/acf_cpu.txt"
     echo "== before/after ratios and their targets"
     grep -h '^RATIO' "$out"/*.txt ;;
   *) echo "usage: bash scripts/run.sh {smoke|test|bench|setup}" >&2; exit 2 ;;
