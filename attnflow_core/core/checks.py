@@ -9,6 +9,7 @@ construction), which is what ``bits_per_dim`` feeds its loss every training step
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sys
 from collections.abc import Iterator
 
@@ -74,6 +75,37 @@ def check_8bit(x: Tensor, name: str = "8-bit image batch") -> None:
         check_finite(x, name)
         raise FlowError(f"bits_per_dim expects 8-bit images with values in 0..255, got range "
                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; pass uint8 data, not model-space data")
+
+
+MAX_BITS = 16  # 2^16 levels still dequantise exactly in float32 (24-bit mantissa)
+
+
+def check_bit_depth(x: Tensor, bits: int | None = None, name: str = "image batch") -> int:
+    """The bit depth ``b`` of integer-valued images ``x``: ``bits`` if declared (1..16), else 8 for uint8 and
+    float tensors; any other integer dtype must declare it (16-bit images held as int32, or label IDs as
+    int64, are not 8-bit images). Values must lie in ``0..2^b − 1``: read (one host sync) for integer
+    tensors other than uint8 at 8 bits and for floats at a declared ``b != 8`` (8-bit floats: :func:`check_8bit`)."""
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, numbers.Integral)
+                             or not 1 <= bits <= MAX_BITS):
+        raise FlowError(f"bits (the images' declared bit depth) must be an integer in 1..{MAX_BITS}, got {bits!r}")
+    floating = torch.is_floating_point(x)
+    if bits is None:
+        if floating or x.dtype == torch.uint8:
+            return 8
+        rng = "" if x.numel() == 0 else f" with values in [{int(x.min())}, {int(x.max())}]"
+        raise FlowError(f"{name} has integer dtype {x.dtype}{rng}: only uint8 is read as 8-bit images; declare "
+                        f"the bit depth (bits=16 for 16-bit images) or convert to uint8; label IDs are not images")
+    top = 2 ** bits - 1
+    if (x.dtype == torch.uint8 and bits == 8) or (floating and bits == 8) or x.numel() == 0:
+        return bits
+    if floating:
+        check_finite(x, name)
+    v = x.to(torch.int64) if x.dtype == torch.bool else x
+    lo, hi = (float(t) for t in torch.aminmax(v.detach()))
+    if lo < 0 or hi > top:
+        raise FlowError(f"{name} of dtype {x.dtype} was declared {bits}-bit (values 0..{top}), got "
+                        f"values in [{lo:.6g}, {hi:.6g}]")
+    return bits
 
 
 def check_finite(x: Tensor, name: str = "input") -> None:

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..core.errors import DataError, DataNotFoundError
+from .images import decode_image
 from .registry import resolve_root
 from .resize import imresize
 from .superres import make_lr
@@ -90,13 +91,7 @@ def read_partition(path: Path) -> dict[str, int]:
 
 
 def _load_rgb(path: Path) -> Tensor:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.array(im.convert("RGB"), dtype=np.uint8)
-    except OSError as exc:
-        raise DataError(f"cannot decode image {path}: {exc}") from None
+    arr = np.array(decode_image(path).convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(arr).permute(2, 0, 1)
 
 

@@ -35,6 +35,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..core.errors import DataError, DataNotFoundError
+from .images import decode_image
 
 # (id, name, colour) of cityscapesScripts' labels.py, IDs 0..33 (the license plate, ID -1, never occurs)
 LABELS: tuple[tuple[int, str, tuple[int, int, int]], ...] = (
@@ -177,10 +178,8 @@ class CityscapesPairs(Dataset):
         return len(self.items)
 
     def _official(self, photo_path: Path, label_path: Path):
-        from PIL import Image
-
-        photo = Image.open(photo_path).convert("RGB")
-        label = Image.open(label_path)
+        photo = decode_image(photo_path).convert("RGB")
+        label = decode_image(label_path)
         if self.mode == "color":
             if label.mode not in ("RGB", "RGBA", "P"):
                 raise DataError(f"{label_path}: a colour label needs 3 or 4 channels (RGB/RGBA), got PIL mode "
@@ -191,9 +190,7 @@ class CityscapesPairs(Dataset):
         return photo, label
 
     def _pix2pix(self, path: Path):
-        from PIL import Image
-
-        pair = Image.open(path).convert("RGB")
+        pair = decode_image(path).convert("RGB")
         w, h = pair.size
         if w != 2 * h:
             raise DataError(f"{path}: a pix2pix pair is two {h}×{h} halves side by side (photo | label), got {w}×{h}")

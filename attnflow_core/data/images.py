@@ -13,12 +13,26 @@ variable, else ``~/.cache/attnflow/data`` (:func:`~attnflow_core.data.registry.r
 from __future__ import annotations
 
 import gzip
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import DataNotFoundError
+from ..core.errors import DataError, DataNotFoundError
 from .registry import register_dataset
+
+
+def decode_image(path: Path):
+    """A PIL image decoded in full (so that a corrupt or truncated file fails here, not at first use);
+    an undecodable file raises :class:`DataError` naming it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, SyntaxError, ValueError, struct.error) as exc:  # what PIL's decoders raise on broken files
+        raise DataError(f"cannot decode image {path}: {exc}") from None
 
 
 def _read_idx(path: Path) -> np.ndarray:

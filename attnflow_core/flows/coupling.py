@@ -18,6 +18,8 @@ from ..core.ops import sum_except_batch
 from ..nn.coupling_nets import NetFactory, affine_net
 from ..nn.flowpp import MixLogisticNet
 
+LOGIT_FLOOR = math.log(1e-4 / (1 - 1e-4))  # sigmoid(LOGIT_FLOOR) = 1e-4: AffineCoupling's smallest scale
+
 
 class _Coupling(FlowLayer):
     """Shared split logic: ``x1 = x[:, :C//2]`` conditions, ``x2 = x[:, C//2:]`` is transformed."""
@@ -39,6 +41,9 @@ class AffineCoupling(_Coupling):
     :math:`(h_s, t) = \mathrm{NN}(x_1[, c])`, :math:`s = \sigma(h_s + 2)`;
     forward :math:`y_2 = s \odot x_2 + t`, :math:`y_1 = x_1`;
     inverse :math:`x_2 = (y_2 - t) / s`; log-det :math:`\sum \log s`.
+    The scale logit is floored at :data:`LOGIT_FLOOR` (:math:`s \ge 10^{-4}`; forward, inverse and log-det
+    alike, so the map stays a bijection with an exact log-det): below it the inverse would divide by an
+    underflowing sigmoid (Inf/NaN); above it nothing changes, bit for bit.
     The network's last conv is zero-initialised, so the layer starts near identity.
     ``net`` maps ``c1 (+ cond_channels)`` channels to ``2·c2``: even channels are the shift,
     odd channels the scale logit (default: :class:`~attnflow_core.nn.AffineNet` of width ``hidden``).
@@ -53,7 +58,7 @@ class AffineCoupling(_Coupling):
 
     def _params(self, x1: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         h = self.net(self._net_input(x1, cond))
-        return h[:, 0::2], h[:, 1::2] + 2.0  # shift, scale logit
+        return h[:, 0::2], torch.clamp_min(h[:, 1::2] + 2.0, LOGIT_FLOOR)  # shift, scale logit
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)

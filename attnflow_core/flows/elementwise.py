@@ -20,6 +20,11 @@ class LogitTransform(FlowLayer):
     log-det :math:`\sum_i \log(1-2\alpha) - \log s_i - \log(1-s_i)`. Residual Flows: ``α = 0.05`` (CIFAR-10),
     ``1e-6`` (MNIST).
 
+    The inverse is clamped to ``[-1/2, 1/2]``: the forward's image is :math:`\mathrm{sigmoid}(z) \in [\alpha, 1-\alpha]`,
+    where the clamp changes nothing (the map stays an exact bijection of model space onto it); a latent
+    outside it (an untrained model's sample) has no preimage in the data's support, and is mapped to the
+    nearest model-space value so that ``log_prob(sample(n))`` is defined.
+
     References: Dinh et al., "Density estimation using Real NVP", ICLR 2017; Chen et al., "Residual Flows for
     Invertible Generative Modeling", NeurIPS 2019.
     """
@@ -41,7 +46,7 @@ class LogitTransform(FlowLayer):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         self.check_input(y, cond)
-        return (torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha) - 0.5
+        return torch.clamp((torch.sigmoid(y) - self.alpha) / (1 - 2 * self.alpha) - 0.5, -0.5, 0.5)
 
     @classmethod
     def examples(cls) -> dict[str, LayerExample]:

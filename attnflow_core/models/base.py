@@ -10,20 +10,26 @@ factored out as the latent ``z_l`` with density ``priors[l](z_l | context, cond)
 marks the top level (all of its output is the latent). The external ``cond`` reaches each layer through
 the model's :class:`~attnflow_core.models.conditioning.Conditioner`.
 
-Data conventions: model space is ``[-0.5, 0.5]``; ``bits_per_dim`` takes 8-bit images (uint8, or
-integer-valued floats in 0..255) and dequantises them with uniform noise:
-:math:`\tilde x = (x + u)/256 - 1/2`, :math:`u \sim U(0,1)^D`, and
-:math:`\mathrm{bpd} = -(\log p(\tilde x) - D \log 256) / (D \ln 2)`.
+Data conventions: model space is ``[-0.5, 0.5]``; ``bits_per_dim`` takes ``b``-bit images (uint8 or
+integer-valued floats in 0..255: ``b = 8``; any other integer dtype only with its bit depth declared,
+``bits=b``, never read as if 8-bit) and dequantises them with uniform noise:
+:math:`\tilde x = (x + u)/2^b - 1/2`, :math:`u \sim U(0,1)^D`, and
+:math:`\mathrm{bpd} = -(\log p(\tilde x) - D \log 2^b) / (D \ln 2)`.
+
+Entry checks (every family inherits them; the conditional ones add their condition's checks through
+:meth:`DensityFlow._check_sample_cond`): ``sample(n)`` needs an integer ``n >= 1`` (or a condition batch in
+its place), a finite ``temperature >= 0`` and a condition of batch ``n``.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..core.checks import check_8bit, check_finite, check_image, mark_dequantized
+from ..core.checks import check_8bit, check_bit_depth, check_finite, check_image, mark_dequantized
 from ..core.errors import FlowError, NonFiniteError
 from ..core.layer import FlowLayer, FlowSequence
 from ..core.ops import count_parameters
@@ -59,24 +65,74 @@ class DensityFlow(nn.Module):
     def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:  # pragma: no cover
+    def _sample(self, n: int, temperature: float, cond: Any) -> tuple[Any, Tensor]:  # pragma: no cover
         raise NotImplementedError
 
-    def dequantize(self, x: Tensor, noise: bool = True) -> Tensor:
-        """8-bit images → model space: ``(x + u) / 256 − 0.5`` with ``u ~ U(0, 1)`` (or ``u = 1/2``)."""
+    def _check_sample_cond(self, cond: Any, n: int) -> None:
+        """A conditional family's checks of the condition ``sample`` was given (shapes, dtype, range)."""
+        if self.cond_channels and cond is None:
+            raise FlowError(f"{type(self).__name__} is conditional (cond_channels={self.cond_channels}): "
+                            f"pass cond to sample")
+
+    def _check_temperature(self, temperature: Any) -> float:
+        """A sampling temperature: a finite number ``>= 0`` (returned as a float)."""
+        name = type(self).__name__
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+            raise FlowError(f"{name}.sample: temperature must be a number, got {type(temperature).__name__}")
+        t = float(temperature)
+        if not (math.isfinite(t) and t >= 0):
+            raise FlowError(f"{name}.sample: temperature must be finite and >= 0, got {temperature}")
+        return t
+
+    def _sample_args(self, n: Any, temperature: Any, cond: Any) -> tuple[int, float, Any]:
+        """The entry checks of :meth:`sample` (no tensor is read): ``n`` a positive integer, or, for a
+        conditional model, the condition batch itself (``sample(cond, τ)``); ``temperature`` finite and
+        ``>= 0``; ``cond``'s batch equal to ``n``. Returns ``(n, temperature, cond)``."""
+        name = type(self).__name__
+        if isinstance(n, Tensor) and self.cond_channels:
+            if cond is not None:
+                raise FlowError(f"{name}.sample: pass the condition once, as the first argument or as cond")
+            n, cond = (n.shape[0] if n.dim() else None), n
+        if isinstance(cond, Tensor) and cond.dim() == 0:
+            raise FlowError(f"{name}.sample: cond must be a batch tensor, got a 0-d tensor")
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise FlowError(f"{name}.sample needs the number of samples n as an int, got {type(n).__name__}"
+                            + (" (a condition batch is only taken by conditional models)" if isinstance(n, Tensor) else ""))
+        if n < 1:
+            raise FlowError(f"{name}.sample needs n >= 1 samples, got n={n}")
+        t = self._check_temperature(temperature)
+        if isinstance(cond, Tensor) and cond.shape[0] != n:
+            raise FlowError(f"{name}.sample: cond has batch size {cond.shape[0]} but n={n} samples were asked for")
+        self._check_sample_cond(cond, int(n))
+        return int(n), t, cond
+
+    @torch.no_grad()
+    def sample(self, n: int | Tensor, temperature: float = 1.0, cond: Any = None) -> Tensor:
+        """``n`` samples in model space, drawn with latents scaled by ``temperature``; a conditional model
+        also takes ``sample(cond, temperature)`` (one sample per condition)."""
+        n, t, cond = self._sample_args(n, temperature, cond)
+        return self._sample(n, t, cond)[1]
+
+    def dequantize(self, x: Tensor, noise: bool = True, bits: int | None = None) -> Tensor:
+        """``b``-bit images → model space: ``(x + u) / 2^b − 0.5`` with ``u ~ U(0, 1)`` (or ``u = 1/2``).
+
+        ``b = bits``, 8 if not declared; an integer dtype other than uint8 needs ``bits`` (16-bit images
+        stored as int32 must not be scored as 8-bit ones), and its values must lie in ``0..2^b − 1``."""
         dtype = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
-        if not torch.is_floating_point(x):  # uint8 / integer images: the model's precision, nothing to check
+        b = check_bit_depth(x, bits, "image batch")
+        if not torch.is_floating_point(x):  # integer images (range checked above if not uint8 at 8 bits)
             x = x.to(dtype)
-        else:
+        elif b == 8:
             check_8bit(x, "8-bit image batch")  # one host sync, here at the entry point
         u = torch.rand_like(x) if noise else torch.full_like(x, 0.5)
         # finite and in model space by construction: log_prob's input checks need not read it
-        return mark_dequantized((x + u) / 256.0 - 0.5)
+        return mark_dequantized((x + u) / float(2 ** b) - 0.5)
 
-    def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True) -> Tensor:
-        """Per-sample bits/dim of 8-bit images: ``−(log p(x̃) − D log 256) / (D ln 2)``."""
-        xm = self.dequantize(x, noise)
-        lp = self.log_prob(xm, cond) - self.dims * math.log(256.0)
+    def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True, bits: int | None = None) -> Tensor:
+        """Per-sample bits/dim of ``b``-bit images (``b = bits``, default 8): ``−(log p(x̃) − D log 2^b) / (D ln 2)``."""
+        # subclasses' dequantize may predate ``bits``: pass it only when declared
+        xm = self.dequantize(x, noise) if bits is None else self.dequantize(x, noise, bits=bits)
+        lp = self.log_prob(xm, cond) - self.dims * math.log(2.0 ** (8 if bits is None else bits))
         return -lp / (self.dims * math.log(2.0))
 
     @staticmethod
@@ -262,15 +318,5 @@ class MultiScaleFlow(DensityFlow):
     @torch.no_grad()
     def sample_latents(self, n: int, temperature: float = 1.0, cond: Any = None) -> list[Tensor | None]:
         """Latents of ``n`` samples, drawn coarse to fine (``decode`` maps them to images)."""
-        return self._sample(n, temperature, cond)[0]
+        return self._sample(*self._sample_args(n, temperature, cond))[0]
 
-    @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:
-        """``n`` samples in model space, drawn with latents scaled by ``temperature``."""
-        if n < 1:
-            raise FlowError(f"sample needs n >= 1, got {n}")
-        if not temperature >= 0:
-            raise FlowError(f"temperature must be >= 0, got {temperature}")
-        if isinstance(cond, Tensor) and cond.shape[0] != n:
-            raise FlowError(f"sample: cond has batch size {cond.shape[0]} but n={n} samples were asked for")
-        return self._sample(n, temperature, cond)[1]

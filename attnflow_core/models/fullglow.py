@@ -148,6 +148,9 @@ class FullGlow(GlowTower):
         if torch.is_floating_point(cond):
             check_model_space(cond, "float label map", _LABEL_HINT)
             return cond
+        if cond.dtype != torch.uint8:  # e.g. int64 label IDs or 0/1 one-hots: not 8-bit values, never read as such
+            raise FlowError(f"the label map has dtype {cond.dtype}; {_LABEL_HINT} (label IDs → "
+                            f"attnflow_core.data.cityscapes.onehot)")
         return self.dequantize(cond, noise).to(next(self.parameters()).dtype)
 
     def _encode_cond(self, cond: Any) -> LeftPass:
@@ -174,35 +177,29 @@ class FullGlow(GlowTower):
         """:math:`\\log p(x_b \\mid x_a)` per sample (photo ``x`` in model space)."""
         return self.joint_log_prob(x, cond)[1]
 
-    def joint_bits_per_dim(self, x: Tensor, cond: Tensor, noise: bool = True) -> tuple[Tensor, Tensor]:
-        """Per-sample ``(bpd(x_a), bpd(x_b | x_a))`` of 8-bit photos ``x`` and 8-bit label maps ``cond``,
-        both dequantised with uniform noise (``noise=False``: at bin centres)."""
+    def joint_bits_per_dim(self, x: Tensor, cond: Tensor, noise: bool = True,
+                           bits: int | None = None) -> tuple[Tensor, Tensor]:
+        """Per-sample ``(bpd(x_a), bpd(x_b | x_a))`` of 8-bit photos ``x`` (``bits``-bit if declared) and
+        8-bit label maps ``cond``, both dequantised with uniform noise (``noise=False``: at bin centres)."""
         self._check_label(cond)
         dtype = next(self.parameters()).dtype
-        xm = self.dequantize(x, noise).to(dtype)
+        xm = self.dequantize(x, noise, bits).to(dtype)
         cm = self.label_to_model(cond, noise).to(dtype)
         lp_a, lp_b = self.joint_log_prob(xm, cm)
-        bpd = lambda lp, d: -(lp - d * math.log(256.0)) / (d * math.log(2.0))
-        return bpd(lp_a, self.label_dims), bpd(lp_b, self.dims)
+        bpd = lambda lp, d, b: -(lp - d * math.log(2.0 ** b)) / (d * math.log(2.0))
+        return bpd(lp_a, self.label_dims, 8), bpd(lp_b, self.dims, 8 if bits is None else bits)
 
-    def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True) -> Tensor:
+    def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True, bits: int | None = None) -> Tensor:
         """Conditional bits/dim :math:`\\mathrm{bpd}(x_b \\mid x_a)` per sample (module docstring)."""
-        return self.joint_bits_per_dim(x, cond, noise)[1]
+        return self.joint_bits_per_dim(x, cond, noise, bits)[1]
 
     # -- sampling ------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, n: int | Tensor, temperature: float = 1.0, cond: Any = None) -> Tensor:
-        """Photos for label maps: ``sample(label, temperature)`` or ``sample(n, temperature, cond=label)``;
-        latents :math:`z = \\mu + \\tau\\sigma\\varepsilon` from every prior, coarse to fine."""
-        if isinstance(n, Tensor):
-            n, cond = n.shape[0], n
-        if not temperature >= 0:
-            raise FlowError(f"temperature must be >= 0, got {temperature}")
+    def _check_sample_cond(self, cond: Any, n: int) -> None:
+        r"""``sample(label, τ)`` / ``sample(n, τ, cond=label)``: photos for label maps, latents
+        :math:`z = \mu + \tau\sigma\varepsilon` from every prior, coarse to fine (the engine's
+        :meth:`sample` checks n, τ and the batch)."""
         self._check_label(cond)
-        if cond.shape[0] != n:
-            raise FlowError(f"sample: the label batch has {cond.shape[0]} maps but n={n} samples were asked for")
         check_finite(cond, "label map")
-        return self._sample(n, temperature, cond)[1]
 
 
 register_family("fullglow", FullGlowConfig, FullGlow)

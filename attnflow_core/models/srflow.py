@@ -210,6 +210,9 @@ class SRFlowModel(MultiScaleFlow):
                             f"{h * s}×{w * s}, whose {s}× LR is {h}×{w}: LR and HR must be an exact ×{s} pair")
         if n is not None and lr.shape[0] != n:
             raise FlowError(f"cond has batch size {lr.shape[0]} but the input has {n}")
+        if not torch.is_floating_point(lr) and lr.dtype != torch.uint8:
+            raise FlowError(f"the LR image (cond) has dtype {lr.dtype}: pass uint8 (0..255) or float in [0, 1]; "
+                            f"other integer dtypes are not read as 8-bit images")
         if lr.dtype != torch.uint8:
             check_finite(lr, "LR image (cond)")
             if bool((lr < 0).any() or (lr > 1).any()):
@@ -232,27 +235,24 @@ class SRFlowModel(MultiScaleFlow):
         return self.conditioner.encode(lr)
 
     # -- sampling --------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def sample(self, lr: Tensor | int, temperature: float = 1.0, cond: Tensor | None = None) -> Tensor:
-        """Super-resolved samples in model space: ``sample(lr, τ)`` (or ``sample(n, τ, cond=lr)``)."""
-        if isinstance(lr, Tensor):
-            cond = lr
+    def _check_sample_cond(self, cond: Any, n: int) -> None:
+        """``sample(lr, τ)`` / ``sample(n, τ, cond=lr)`` (the engine's :meth:`sample` checks n and τ)."""
         if cond is None:
             raise FlowError("SRFlow samples are conditioned on an LR image: call sample(lr, temperature)")
-        self.check_lr(cond, None if isinstance(lr, Tensor) else int(lr))
-        if not temperature >= 0:
-            raise FlowError(f"temperature must be >= 0, got {temperature}")
-        return self._sample(cond.shape[0], float(temperature), cond)[1]
+        self.check_lr(cond, n)
 
     @torch.no_grad()
     def super_resolve(self, lr: Tensor, temperature: float | Sequence[float] = 0.8) -> Tensor | list[Tensor]:
         """uint8 SR images of ``lr`` at one temperature, or a list over several (the encoder runs once)."""
-        self.check_lr(lr)
         temps = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
-        if any(not t >= 0 for t in temps):
-            raise FlowError(f"temperatures must be >= 0, got {temps}")
+        if not temps:
+            raise FlowError("super_resolve needs at least one temperature")
+        if not isinstance(lr, Tensor):
+            raise FlowError(f"super_resolve takes the LR image batch as a tensor, got {type(lr).__name__}")
+        self._sample_args(lr, temps[0], None)  # the engine's entry checks (batch >= 1, τ, the LR image)
+        temps = [self._check_temperature(t) for t in temps]
         enc = self._encode_cond(lr)
-        out = [self.to_uint8(self._sample_encoded(enc, lr.shape[0], float(t))[1]) for t in temps]
+        out = [self.to_uint8(self._sample_encoded(enc, lr.shape[0], t)[1]) for t in temps]
         return out[0] if isinstance(temperature, (int, float)) else out
 
 

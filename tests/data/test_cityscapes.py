@@ -106,6 +106,25 @@ def test_photo_and_label_of_different_sizes(tmp_path):
         CityscapesPairs(tmp_path / "cityscapes", "val", layout="pix2pix")[0]
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_corrupt_file_raises_data_error_naming_it(tmp_path, damage):
+    """As CelebA's loader does: not a bare PIL OSError from deep inside the data loader."""
+    stems = _official(tmp_path, per_city=1)
+    for path in (tmp_path / "leftImg8bit" / "train" / "aachen" / f"{stems[0]}_leftImg8bit.png",
+                 tmp_path / "gtFine" / "train" / "bochum" / f"{stems[1]}_gtFine_labelIds.png"):
+        good = path.read_bytes()
+        path.write_bytes(b"not an image" if damage == "garbage" else good[: len(good) // 2])
+        mode = "color" if "leftImg8bit" in path.name else "onehot"
+        with pytest.raises(DataError, match=rf"cannot decode image .*{path.name}"):
+            ds = CityscapesPairs(tmp_path, "train", mode=mode, size=8)
+            ds[[p[0].name for p in ds.items].index(path.name) if mode == "color" else 1]
+    _pix2pix(tmp_path / "p2p", "val", n=1)
+    jpg = tmp_path / "p2p" / "cityscapes" / "val" / "1.jpg"
+    jpg.write_bytes(jpg.read_bytes()[:40])
+    with pytest.raises(DataError, match=r"cannot decode image .*1\.jpg"):
+        CityscapesPairs(tmp_path / "p2p", "val", layout="pix2pix")[0]
+
+
 def test_pix2pix_layout_both_modes(tmp_path):
     _pix2pix(tmp_path, "train")
     _pix2pix(tmp_path, "val", n=2)

@@ -1,11 +1,14 @@
 """Couplings: network factories (default = stage-1 nets, same keys), conditional inputs, errors."""
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from attnflow_core import AffineCoupling, FlowError, MixLogisticCoupling
+from attnflow_core import AffineCoupling, FlowError, MixLogisticCoupling, NonFiniteError, build_model
 from attnflow_core.flows.coupling import bisection_steps, mixture_inverse_cdf, mixture_log_cdf_terms
 from attnflow_core.nn import AffineNet
+from attnflow_core.testing import jacobian_logdets, perturb_
 
 
 def test_default_factory_keeps_stage1_state_dict_keys():
@@ -122,3 +125,81 @@ def test_bisection_steps_follow_the_bracket_and_the_dtype():
     assert 25 <= n32 <= 40 and 50 <= n64 <= 70  # the former inverse ran 60 / 100
     wide = torch.full_like(lo, 1e30)
     assert bisection_steps(-wide, wide, torch.full_like(log_s, -7.0), 100) == 100  # capped
+
+
+def _degenerate_affine(bias, dtype):
+    """An affine coupling whose scale logits are ``bias + 2`` everywhere (shift 0): the network's zero conv
+    gets a bias on its odd (scale) channels only."""
+    layer = AffineCoupling(4, hidden=8).to(dtype)
+    with torch.no_grad():
+        layer.net.net[4].conv.bias[1::2] = bias
+    return layer
+
+
+def test_affine_coupling_inverse_is_finite_where_the_sigmoid_underflows():
+    """A scale logit of −118 underflows sigmoid in float32: the inverse divided by 0 (Inf/NaN; a perturbed
+    Glow + iTrans sampled at T=0.7 did). The scale is floored at 1e-4 in forward and inverse alike."""
+    layer = _degenerate_affine(-120.0, torch.float32).eval()
+    x = torch.randn(2, 4, 4, 4)
+    y, ld = layer(x)
+    back = layer.inverse(y)
+    assert bool(torch.isfinite(back).all()) and torch.allclose(back, x, atol=1e-5, rtol=0)
+    assert torch.allclose(ld, torch.full((2,), 2 * 16 * math.log(1e-4)), rtol=1e-6, atol=0)
+    assert torch.allclose(y[:, 2:], 1e-4 * x[:, 2:], rtol=1e-5, atol=0)
+
+
+def test_the_floored_affine_coupling_log_det_is_the_jacobian_log_det():
+    layer = _degenerate_affine(-30.0, torch.float64).eval()
+    x = torch.randn(2, 4, 2, 2, dtype=torch.float64)
+    _, ld = layer(x)
+    assert torch.allclose(ld, jacobian_logdets(lambda v: layer(v)[0], x), atol=1e-10, rtol=0)
+    assert torch.allclose(layer.inverse(layer(x)[0]), x, atol=1e-10, rtol=0)
+
+
+def _unfloored_params(self, x1, cond):  # the coupling's parameters before the floor (a private copy)
+    h = self.net(self._net_input(x1, cond))
+    return h[:, 0::2], h[:, 1::2] + 2.0
+
+
+@pytest.mark.parametrize("attention", ["none", "imap", "itrans"])
+def test_the_floor_leaves_every_number_of_a_normal_glow_unchanged(monkeypatch, attention):
+    """Bit for bit: log p, its gradients and samples of a perturbed smoke-size Glow, floor or no floor."""
+    def run():
+        torch.manual_seed(0)
+        m = build_model(dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2,
+                             hidden=8, attention=attention))
+        x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+        m.train()
+        m.bits_per_dim(x)
+        perturb_(m, 0.03)
+        m.eval()
+        lp = m.log_prob(m.dequantize(x, noise=False))
+        lp.sum().backward()
+        torch.manual_seed(1)
+        return [lp.detach(), m.sample(4, 0.7)] + [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    new = run()
+    monkeypatch.setattr(AffineCoupling, "_params", _unfloored_params)
+    old = run()
+    assert len(new) == len(old) > 2 and all(torch.equal(a, b) for a, b in zip(new, old))
+
+
+def test_a_perturbed_glow_itrans_no_longer_samples_nan_in_its_couplings():
+    """The case of issue 16: sampling fails (if at all) with NonFiniteError, and not in an AffineCoupling."""
+    torch.manual_seed(0)
+    m = build_model(dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2, hidden=8,
+                         attention="itrans"))
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    m.train()
+    m.bits_per_dim(x)
+    m.eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    torch.manual_seed(1)
+    try:
+        s = m.sample(4, 0.7)
+    except NonFiniteError as e:
+        assert "AffineCoupling" not in str(e), str(e)
+    else:
+        assert bool(torch.isfinite(s).all())
