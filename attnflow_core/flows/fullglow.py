@@ -61,7 +61,9 @@ class CondActNorm(InitFlagMixin, FlowLayer):
     The net's last Linear starts with zero weights; on the first training batch its bias is set to
     :math:`s = 1/(\hat\sigma + 10^{-6})`, :math:`t = -\mu` (per-channel statistics of ``x``, unbiased
     :math:`\hat\sigma` as in the reference: :func:`fullglow_init_stats`), so the layer starts as a
-    data-initialised ActNorm. As in the reference nothing keeps ``s`` away from zero: the
+    data-initialised ActNorm. Before that start the bias holds :math:`s = 1, t = 0` (the identity; the
+    reference's zero bias would make a never-trained layer divide by zero in its inverse). As in the
+    reference nothing keeps ``s`` away from zero: the
     layer is invertible wherever every :math:`s_c \ne 0`, and the likelihood's :math:`\log|s_c|` term
     pushes away from zero.
 
@@ -73,6 +75,8 @@ class CondActNorm(InitFlagMixin, FlowLayer):
         super().__init__(channels, cond_channels)
         self.eps = eps
         self.net = GlobalCondNet(cond_channels, height, width, 2 * channels)
+        with torch.no_grad():  # s = 1 until the data-dependent start: an unstarted layer is the identity, not y/0
+            self.net.last.bias[:channels] = 1.0
         self._register_init_flag()
 
     @torch.no_grad()

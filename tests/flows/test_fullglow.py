@@ -87,3 +87,12 @@ def test_conditioning_net_needs_its_size_and_at_least_5x5():
     layer = CondActNorm(4, 2, 6, 6)
     with pytest.raises(FlowError, match="cond must have shape"):
         layer(torch.randn(2, 4, 6, 6), torch.randn(2, 3, 6, 6))
+
+
+def test_a_cond_actnorm_that_never_saw_data_is_the_identity_not_a_division_by_zero():
+    # eval mode skips the data-dependent start; the unstarted layer must still be invertible
+    layer = CondActNorm(4, 3, 6, 6).eval()
+    x, c = torch.randn(2, 4, 6, 6), torch.randn(2, 3, 6, 6)
+    y, logdet = layer(x, c)
+    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
+    assert torch.equal(layer.inverse(y, c), x)
