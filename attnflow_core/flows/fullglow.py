@@ -23,7 +23,7 @@ from ..core.layer import FlowLayer, LayerExample
 from ..core.ops import sum_except_batch
 from ..nn.fullglow import CouplingCondNet, FullGlowCouplingNet, GlobalCondNet
 from ..nn.norm import InitFlagMixin
-from .coupling import _Coupling
+from .coupling import LOGIT_FLOOR, _Coupling
 from .glow import ActNorm, LUMixin
 
 
@@ -159,7 +159,9 @@ class FullGlowCoupling(_Coupling):
 
     With ``x_a = x[:, :C/2]`` and ``x_b = x[:, C/2:]`` (contiguous halves):
     :math:`(h_s, t) = \mathrm{NN}([x_a, \mathrm{CondNet}(c)])` (or :math:`\mathrm{NN}(x_a)` without ``cond``),
-    split into contiguous halves, :math:`s = \sigma(h_s + 2)`;
+    split into contiguous halves, :math:`s = \sigma(\max(h_s + 2, \ell_0))` with the floor
+    :math:`\ell_0` = :data:`~attnflow_core.flows.coupling.LOGIT_FLOOR` (:math:`s \ge 10^{-4}`; glow2 has no floor,
+    which only matters where :math:`h_s + 2 < -9.21`);
     forward :math:`y_b = (x_b + t) \odot s`, :math:`y_a = x_a`; inverse :math:`x_b = y_b / s - t`;
     log-det :math:`\sum \log s` per sample. ``CondNet`` (:class:`~attnflow_core.nn.fullglow.CouplingCondNet`)
     maps the ``cond_channels`` of the left activation to ``C`` channels; ``NN`` is
@@ -178,7 +180,8 @@ class FullGlowCoupling(_Coupling):
     def _params(self, xa: Tensor, cond: Tensor | None) -> tuple[Tensor, Tensor]:
         inp = xa if self.cond_net is None else torch.cat([xa, self.cond_net(cond)], dim=1)
         h = self.net(inp)
-        return h[:, : self.c2] + 2.0, h[:, self.c2:]  # scale logit, shift
+        # scale logit floored as AffineCoupling's (s >= 1e-4): the inverse never divides by an underflowed sigmoid
+        return torch.clamp_min(h[:, : self.c2] + 2.0, LOGIT_FLOOR), h[:, self.c2:]  # scale logit, shift
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         self.check_input(x, cond)

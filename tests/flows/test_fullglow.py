@@ -1,5 +1,7 @@
 """Full-Glow's layers beyond the shared contract: per-sample log-dets (the reference's batch-mean bugs are
 caught), data-dependent start, the one-padded zero conv, clear errors."""
+import math
+
 import pytest
 import torch
 
@@ -96,3 +98,18 @@ def test_a_cond_actnorm_that_never_saw_data_is_the_identity_not_a_division_by_ze
     y, logdet = layer(x, c)
     assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(2))
     assert torch.equal(layer.inverse(y, c), x)
+
+
+def test_fullglow_coupling_scale_is_floored_so_the_inverse_stays_finite():
+    layer = FullGlowCoupling(4, hidden=8)
+
+    class Saturated(torch.nn.Module):  # scale logit -58: sigmoid underflows to ~1e-26 without the floor
+        def forward(self, xa):
+            return torch.cat([torch.full_like(xa, -60.0), torch.zeros_like(xa)], dim=1)
+
+    layer.net = Saturated()
+    x = torch.randn(2, 4, 4, 4)
+    y, logdet = layer(x)
+    back = layer.inverse(y)
+    assert torch.isfinite(back).all() and torch.allclose(back, x, atol=1e-3)
+    assert torch.allclose(logdet, torch.full((2,), 2 * 4 * 4 * math.log(1e-4)), rtol=1e-4)
