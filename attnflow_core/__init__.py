@@ -5,7 +5,8 @@ Subpackages by role (each ``__init__`` says what belongs there); imports go one 
 
     core -> nn, data -> flows, attention, priors -> models -> metrics, training, diagnostics -> repro
 
-The names below are the stable public API.
+The names below are the stable public API: layers, models (``build_model``, ``load_reference``),
+data (``load_dataset``, ``TensorBatches``) and training (``fit``, ``TrainConfig``, ``train``).
 """
 from .attention import ATTENTIONS, IMap, ITrans
 from .attention.masks import MASK_KINDS, make_mask
@@ -21,6 +22,7 @@ from .core import (
                    TrainingError,
                    count_parameters,
 )
+from .data import TensorBatches, load_dataset
 from .flows import ActNorm, AffineCoupling, InvConv1x1, MixLogisticCoupling, Squeeze
 from .models import (
                    MODELS,
@@ -33,9 +35,11 @@ from .models import (
                    MultiScaleFlow,
                    PooledConditioner,
                    build_model,
+                   load_reference,
                    paper_config,
 )
 from .priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior, StandardNormal
+from .training import TrainConfig, TrainResult, fit, train
 
 __version__ = "0.2.0"
 
@@ -45,6 +49,7 @@ __all__ = [
     "NonFiniteError", "TrainingError", "count_parameters",
     "ActNorm", "AffineCoupling", "InvConv1x1", "MixLogisticCoupling", "Squeeze",
     "MODELS", "Conditioner", "DensityFlow", "EncoderConditioner", "FlowConfig", "FlowModel", "FlowStep",
-    "MultiScaleFlow", "PooledConditioner", "build_model", "paper_config",
+    "MultiScaleFlow", "PooledConditioner", "build_model", "load_reference", "paper_config",
     "ARChannelPrior", "LearnedGaussianPrior", "Prior", "SplitGaussianPrior", "StandardNormal",
+    "TensorBatches", "load_dataset", "TrainConfig", "TrainResult", "fit", "train",
 ]
