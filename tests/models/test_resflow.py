@@ -149,7 +149,7 @@ def test_attention_window_config():
     assert not torch.equal(m.log_prob(x).detach(), a)  # 2×2 windows at 4×4: another model
     with pytest.raises(FlowError, match=r"attention_window at scale 1: a 3×3 attention window does not tile the 4×4"):
         build_model({**TINY, "attention": "acf_l2", "attention_window": 3})
-    with pytest.raises(FlowError, match="attention_window applies to ACF's attention"):
+    with pytest.raises(FlowError, match=r"attention_window=2 applies to attention in \['acf_l2', 'acf_dot'\]"):
         build_model({**TINY, "attention_window": 2})
     with pytest.raises(FlowError, match="'attention_window' must be int"):
         build_model({**TINY, "attention": "acf_dot", "attention_window": "2"})
