@@ -14,7 +14,7 @@ POSITIONS = (1, 2, 3, 4)
 
 def attention_index(position: int, n_layers: int) -> int:
     """The insertion index of an attention at ``position`` in a step of ``n_layers`` layers (module docstring)."""
-    if isinstance(position, bool) or position not in POSITIONS:
+    if not isinstance(position, int) or isinstance(position, bool) or position not in POSITIONS:
         raise FlowError(f"attention position must be one of {POSITIONS} (1: before the ActNorm, 2: after it, "
                         f"3: after the 1×1 conv, 4: at the end of the step), got {position!r}")
     if n_layers < 3:

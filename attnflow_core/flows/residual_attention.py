@@ -25,7 +25,9 @@ from .residual import ResidualBlock
 class AttentiveResidualBlock(ResidualBlock):
     """Conv residual block whose branch ``g`` holds ACF's attention (L2 or dot product) before its output conv;
     global over the ``input_size`` map (``window=None``, ACF's code) or within non-overlapping windows that
-    must tile it (:func:`~attnflow_core.nn.lipschitz_attention.resolve_window`).
+    must tile it (:func:`~attnflow_core.nn.lipschitz_attention.resolve_window`). ``options``: those of
+    ``CONTRACTIVE_ATTENTIONS[attention]`` (``heads``, ``window`` for ``"acf_l2"``; ``window`` for ``"acf_dot"``);
+    any other is refused, naming the valid ones.
 
     References: Mukherjee, Patro & Namboodiri, "Attentive Contractive Flow with Lipschitz Constrained
     Self-Attention", BMVC 2023; Chen et al., "Residual Flows for Invertible Generative Modeling", NeurIPS 2019.
