@@ -18,7 +18,10 @@ window must tile the map of every scale: at 28×28, ``w = 7`` gives 7×7 windows
 global attention at 7×7). Windows keep the certificate (the bound uses the ``N_w = w²`` tokens of a
 window, :mod:`~attnflow_core.nn.lipschitz_attention`) and cut the ``N×N`` attention to ``N×N_w``;
 ``"idp"`` / ``"icon"`` add one Zha attention block at the end of scale 1, before
-its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``.
+its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``. The kinds and their options
+come from :data:`~attnflow_core.nn.contractive_attention.CONTRACTIVE_ATTENTIONS` (``heads``: ACF L2's heads, as
+in the other families; ``zha_normalise``: the published Zha form's ``"global"`` (default) or ``"column"``); a
+field set for a kind that does not take it is refused, not ignored.
 
 Parameter counts of the reference configurations (:func:`reference_config`) against the counts measured
 from the public code (``../shared/reference/CONTRACTIVE.md``): Residual Flow CIFAR-10 25,174,129 vs
