@@ -28,8 +28,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from attnflow_core.attention.lipschitz_attention import l2_attention_constant  # noqa: E402
 from attnflow_core.models import build_model  # noqa: E402
+from attnflow_core.nn.lipschitz_attention import l2_attention_constant  # noqa: E402
 from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
 from attnflow_core.repro.timing import timed  # noqa: E402
 from attnflow_core.training import pick_device  # noqa: E402

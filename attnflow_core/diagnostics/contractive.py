@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention.acf import ACFPublishedDotAttention, L2SelfAttention, LipschitzDotAttention
-from ..attention.zha import ZhaAttention
 from ..flows.logdet import LogDetConfig, estimate_logdet, exact_logdet, truncation_bound
+from ..nn.acf import ACFPublishedDotAttention, L2SelfAttention, LipschitzDotAttention
 from ..nn.lipschitz import SpectralConv2d
 from ..nn.lipschitz_nets import LipschitzConvNet
 from ..nn.spectral import conv_norm_upper_bound, conv_ops, power_iteration
+from ..nn.zha import ZhaAttention
 from .jacobian import dense_jacobian
 from .lipschitz import conv_matrix, find_normaliser_root, jacobian_norm, lipschitz_probe
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..attention.zha import ZhaAttention
+from ..nn.zha import ZhaAttention
 
 
 def _per_sample_unit(v: Tensor) -> Tensor:

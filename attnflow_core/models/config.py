@@ -103,9 +103,13 @@ class AttentionOptions(ModelConfig):
             self._at_least_one("patches")
 
     def attention_options(self) -> dict[str, Any]:
-        """The keyword options of ``ATTENTIONS[attention]`` besides the channel counts."""
-        return dict(mask=self.mask, mask_seed=self.mask_seed, heads=self.heads, patches=self.patches,
-                    qk_channels=self.qk_channels)
+        """The keyword options of ``ATTENTIONS[attention]`` besides the channel counts and map size: only
+        those the kind takes (iMap: ``mask``, ``mask_seed``; iTrans: also ``heads``, ``patches``,
+        ``qk_channels``); empty without attention."""
+        if self.attention == "none":
+            return {}
+        return ATTENTIONS[self.attention].select(dict(mask=self.mask, mask_seed=self.mask_seed, heads=self.heads,
+                                                      patches=self.patches, qk_channels=self.qk_channels))
 
     def attention_layer(self, channels: int, cond_channels: int = 0,
                         size: tuple[int, int] | None = None) -> FlowLayer:

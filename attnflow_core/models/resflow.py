@@ -16,9 +16,12 @@ blocks, as in ACF's code), over all positions of the map (ACF's code; ``attentio
 or, with ``attention_window = w``, within non-overlapping ``w×w`` windows (``min(w, side)`` per axis; the
 window must tile the map of every scale: at 28×28, ``w = 7`` gives 7×7 windows at 28×28 and 14×14 and
 global attention at 7×7). Windows keep the certificate (the bound uses the ``N_w = w²`` tokens of a
-window, :mod:`~attnflow_core.attention.lipschitz_attention`) and cut the ``N×N`` attention to ``N×N_w``;
+window, :mod:`~attnflow_core.nn.lipschitz_attention`) and cut the ``N×N`` attention to ``N×N_w``;
 ``"idp"`` / ``"icon"`` add one Zha attention block at the end of scale 1, before
-its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``.
+its split (Zha's gen repo), ``attention_variant`` ``"published"`` or ``"corrected"``. The kinds and their options
+come from :data:`~attnflow_core.nn.contractive_attention.CONTRACTIVE_ATTENTIONS` (``heads``: ACF L2's heads, as
+in the other families; ``zha_normalise``: the published Zha form's ``"global"`` (default) or ``"column"``); a
+field set for a kind that does not take it is refused, not ignored.
 
 Parameter counts of the reference configurations (:func:`reference_config`) against the counts measured
 from the public code (``../shared/reference/CONTRACTIVE.md``): Residual Flow CIFAR-10 25,174,129 vs
@@ -34,23 +37,27 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from ..attention.lipschitz_attention import resolve_window
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence
 from ..flows.elementwise import FlooredActNorm, LogitTransform
 from ..flows.glow import Squeeze
 from ..flows.logdet import LogDetConfig
 from ..flows.residual import ResidualBlock
+from ..flows.residual_attention import AttentiveResidualBlock, ZhaAttentionBlock
+from ..nn.contractive_attention import CONTRACTIVE_ATTENTIONS, AttentionKind
 from ..nn.lipschitz import SpectralRefresh
+from ..nn.lipschitz_attention import resolve_window
 from ..nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
 from ..priors import DiagonalGaussianPrior, StandardNormal
 from .base import MultiScaleFlow
 from .config import ModelConfig
 from .registry import register_family
-from .resflow_blocks import ACF_KINDS, ZHA_KINDS, AttentiveResidualBlock, ZhaAttentionBlock
 
 ARCHS = ("resflow", "iresnet")
-ATTENTIONS = ("none",) + ACF_KINDS + ZHA_KINDS
+# config field -> the option of CONTRACTIVE_ATTENTIONS it sets, and its default (a non-default value is
+# refused for a kind that does not take the option: it would be silently ignored)
+_OPTION_FIELDS = {"heads": ("heads", 1), "attention_window": ("window", None),
+                  "attention_variant": ("variant", "corrected"), "zha_normalise": ("normalise", None)}
 
 
 @dataclass
@@ -71,9 +78,9 @@ class ResFlowConfig(ModelConfig):
     fc_hidden: int = 128
     attention: str = "none"
     attention_variant: str = "corrected"
-    attention_heads: int = 1
+    heads: int = 1
     attention_window: int | None = None
-    zha_normalise: str = "global"
+    zha_normalise: str | None = None
     logdet: dict[str, Any] = field(default_factory=dict)
     inverse_max_iter: int = 1000
 
@@ -81,12 +88,39 @@ class ResFlowConfig(ModelConfig):
         base = {"method": "series", "n_terms": 5, "neumann_grad": False} if self.arch == "iresnet" else {}
         return LogDetConfig.from_dict({**base, **self.logdet})
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ResFlowConfig":
+        if "attention_heads" in d:
+            raise FlowError("resflow config key 'attention_heads' is now 'heads' (the name every family uses)")
+        return super().from_dict(d)
+
+    def attention_kind(self) -> AttentionKind | None:
+        """The :data:`~attnflow_core.nn.contractive_attention.CONTRACTIVE_ATTENTIONS` entry (``None``: none)."""
+        return None if self.attention == "none" else CONTRACTIVE_ATTENTIONS[self.attention]
+
+    def attention_options(self) -> dict[str, Any]:
+        """The options of the attention kind, from this config's fields (only those the kind takes)."""
+        kind = self.attention_kind()
+        values = {opt: getattr(self, f) for f, (opt, _) in _OPTION_FIELDS.items()}
+        return {} if kind is None else kind.select({**values, "coeff": self.coeff})
+
     def validate(self) -> None:
-        if self.arch not in ARCHS or self.attention not in ATTENTIONS:
-            raise FlowError(f"config.arch must be one of {ARCHS} and config.attention one of {ATTENTIONS}; "
+        kinds = ("none",) + CONTRACTIVE_ATTENTIONS.names()
+        if self.arch not in ARCHS or self.attention not in kinds:
+            raise FlowError(f"config.arch must be one of {ARCHS} and config.attention one of {kinds}; "
                             f"got {self.arch!r}, {self.attention!r}")
-        if self.attention in ZHA_KINDS and self.arch != "iresnet":
+        kind = self.attention_kind()
+        if kind is not None and kind.placement == "block" and self.arch != "iresnet":
             raise FlowError("Zha's iDP/iCon blocks are placed in the i-ResNet (arch='iresnet'), as in their code")
+        for f, (opt, default) in _OPTION_FIELDS.items():
+            if getattr(self, f) != default and (kind is None or opt not in kind.options):
+                takes = [n for n, k in CONTRACTIVE_ATTENTIONS.items() if opt in k.options]
+                raise FlowError(f"config.{f}={getattr(self, f)!r} applies to attention in {takes}, not to "
+                                f"attention={self.attention!r}")
+        if self.attention_variant == "corrected" and self.zha_normalise is not None:
+            raise FlowError(f"config.zha_normalise={self.zha_normalise!r} applies to Zha's published form only; the "
+                            f"corrected form always normalises per output (leave it unset or use "
+                            f"attention_variant='published')")
         if not 0 < self.coeff < 1:
             raise FlowError(f"config.coeff (the spectral-norm target of every layer of a residual branch) must be "
                             f"in (0, 1) for the branch to be contractive, got {self.coeff}")
@@ -98,9 +132,6 @@ class ResFlowConfig(ModelConfig):
             raise FlowError(f"a {h}×{w} image cannot be squeezed {squeezes} times ({len(self.scales)} scales"
                             f"{', squeeze first' if self.arch == 'iresnet' else ''}); use fewer scales")
         if self.attention_window is not None:
-            if self.attention not in ACF_KINDS:
-                raise FlowError(f"config.attention_window applies to ACF's attention ({ACF_KINDS}), not to "
-                                f"attention={self.attention!r}")
             first = int(self.arch == "iresnet")  # the i-ResNet squeezes before its first scale
             for s in range(len(self.scales)):  # the map of every scale must be tiled by the window
                 resolve_window(self.attention_window, (h >> (s + first), w >> (s + first)),
@@ -128,6 +159,7 @@ class ResFlowModel(MultiScaleFlow):
         self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
         self.level_shapes, self.latent_shapes, self.keep = [], [], []
         n_scales = len(cfg.scales)
+        kind = cfg.attention_kind()
         for s, n_blocks in enumerate(cfg.scales):
             last = s == n_scales - 1
             layers: list[FlowLayer] = []
@@ -145,7 +177,7 @@ class ResFlowModel(MultiScaleFlow):
                                                name=f"scale {s + 1} block {b + 1}"))
                 if resflow:
                     layers.append(FlooredActNorm(c))
-            if s == 0 and cfg.attention in ZHA_KINDS:
+            if s == 0 and kind is not None and kind.placement == "block":
                 layers.append(ZhaAttentionBlock(c, cfg.attention, cfg.attention_variant, cfg.zha_normalise,
                                                 cfg.coeff, ld, cfg.inverse_max_iter, name="scale 1 attention"))
             if last:
@@ -170,10 +202,10 @@ class ResFlowModel(MultiScaleFlow):
     @staticmethod
     def _conv_block(cfg: ResFlowConfig, c: int, size: tuple[int, int], first: bool, logdet: dict[str, Any],
                     name: str) -> ResidualBlock:
-        if cfg.attention in ACF_KINDS:
-            return AttentiveResidualBlock(c, cfg.hidden, size, cfg.attention, cfg.attention_heads, cfg.kernels,
-                                          cfg.coeff, cfg.activation, not first, logdet, cfg.inverse_max_iter, name,
-                                          window=cfg.attention_window)
+        kind = cfg.attention_kind()
+        if kind is not None and kind.placement == "branch":
+            return AttentiveResidualBlock(c, cfg.hidden, size, cfg.attention, cfg.kernels, cfg.coeff, cfg.activation,
+                                          not first, logdet, cfg.inverse_max_iter, name, **cfg.attention_options())
         g = LipschitzConvNet(c, cfg.hidden, size, cfg.kernels, cfg.coeff, cfg.activation, preact=not first)
         return ResidualBlock(g, c, logdet, cfg.inverse_max_iter, name=name)
 

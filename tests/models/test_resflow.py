@@ -149,7 +149,35 @@ def test_attention_window_config():
     assert not torch.equal(m.log_prob(x).detach(), a)  # 2×2 windows at 4×4: another model
     with pytest.raises(FlowError, match=r"attention_window at scale 1: a 3×3 attention window does not tile the 4×4"):
         build_model({**TINY, "attention": "acf_l2", "attention_window": 3})
-    with pytest.raises(FlowError, match="attention_window applies to ACF's attention"):
+    with pytest.raises(FlowError, match=r"attention_window=2 applies to attention in \['acf_l2', 'acf_dot'\]"):
         build_model({**TINY, "attention_window": 2})
     with pytest.raises(FlowError, match="'attention_window' must be int"):
         build_model({**TINY, "attention": "acf_dot", "attention_window": "2"})
+
+
+def _keys_fixture():
+    import json
+    from pathlib import Path
+
+    p = Path(__file__).parents[1] / "fixtures" / "state_dict_keys" / "attention_models.json"
+    return {n: v for n, v in json.loads(p.read_text()).items() if v["config"]["family"] == "resflow"}
+
+
+@pytest.mark.parametrize("name,case", sorted(_keys_fixture().items()))
+def test_state_dict_keys_are_the_base_commits(name, case):
+    torch.manual_seed(0)
+    assert list(build_model(case["config"]).state_dict()) == case["keys"]
+
+
+def test_the_contractive_family_uses_heads_and_refuses_options_its_attention_ignores():
+    with pytest.raises(FlowError, match="'attention_heads' is now 'heads'"):
+        build_model({**TINY, "attention": "acf_l2", "attention_heads": 2})
+    with pytest.raises(FlowError, match=r"config.heads=2 applies to attention in \['acf_l2'\], not to attention='acf_dot'"):
+        build_model({**TINY, "attention": "acf_dot", "heads": 2})
+    zha = dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="idp")
+    with pytest.raises(FlowError, match="zha_normalise='column' applies to Zha's published form only"):
+        build_model({**TINY, **zha, "zha_normalise": "column"})
+    with pytest.raises(FlowError, match=r"attention_variant='published' applies to attention in \['idp', 'icon'\]"):
+        build_model({**TINY, "attention": "acf_l2", "attention_variant": "published"})
+    m = build_model({**TINY, **zha, "attention_variant": "published", "zha_normalise": "column"})
+    assert [b.g.normalise for b in m.residual_blocks() if b.name == "scale 1 attention"] == ["column"]

@@ -6,13 +6,13 @@ all ``N = H·W`` positions of the ``(B, D, H, W)`` hidden map; tokens are its ``
 ``window=(w_h, w_w)`` (or ``w``) attends instead within non-overlapping windows that tile the map ("localized"
 self-attention in ACF's abstract; ACF's code is global, the default here): ``N_w = w_h w_w`` tokens per
 window, the same weights in every window, and ``B_F`` computed with ``N_w``, which bounds the windowed map
-too (proof in :mod:`~attnflow_core.attention.lipschitz_attention`). Cost ``O(N·N_w)`` instead of ``O(N²)``
+too (proof in :mod:`~attnflow_core.nn.lipschitz_attention`). Cost ``O(N·N_w)`` instead of ``O(N²)``
 per evaluation, and the log-det series evaluates the branch's Jacobian several times per step.
 A window covering the whole map is the global attention (same code path, same numbers).
 
 **Construction** (both variants). With ``F`` an attention map and ``B_F`` a bound on ``Lip(F)`` that holds
 for every input and is recomputed from the current weights at every forward
-(:mod:`attnflow_core.attention.lipschitz_attention`),
+(:mod:`attnflow_core.nn.lipschitz_attention`),
 
 .. math:: \mathrm{Attn}(h) = (1-\beta)\,h + \beta\,F(h)/B_F,\qquad \beta = \mathrm{sigmoid}(\gamma) \in (0, 1),
 
@@ -27,7 +27,7 @@ the bound is recomputed every forward from the weights it bounds.
   ``κ(N_w)`` with windows).
 * :class:`LipschitzDotAttention` -- dot-product attention with Dasoulas et al.'s LipschitzNorm on the
   scores, ``B_F = e^{σ}‖W_V‖ + σ(2‖W_Q‖ + 2‖W_K‖ + ‖W_V‖)``, ``σ = 1/√d``. Dasoulas et al.'s own constant
-  was not available to us; this one is derived in :mod:`~attnflow_core.attention.lipschitz_attention`
+  was not available to us; this one is derived in :mod:`~attnflow_core.nn.lipschitz_attention`
   and holds on all of ``R^{N×D}`` (the map is positively homogeneous), so no input domain has to be
   enforced. The *published* ACF normaliser (weight norms at initialisation, ``B_dp(N, C)``) is not an
   input-independent bound: plain dot-product attention is not Lipschitz (Kim et al., Thm 3.1).
@@ -123,7 +123,7 @@ class L2SelfAttention(_ConvexGate):
     def attend_windows(self, x: Tensor) -> Tensor:
         """:meth:`attend` with ``W_Q,hᵀ W_V,h W_O,h / √d`` folded into one ``d × D`` matrix per head, every
         projection a single matrix product over all tokens and fused logits
-        (:func:`~attnflow_core.attention.lipschitz_attention.l2_attention_fused`): the same map, equal up to
+        (:func:`~attnflow_core.nn.lipschitz_attention.l2_attention_fused`): the same map, equal up to
         rounding; used with windows, where the many short token rows make :meth:`attend`'s broadcast
         products slow (the global path keeps :meth:`attend`, so its numbers stay bit for bit)."""
         t, n, dim = x.shape

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from attnflow_core.attention.acf import ACFPublishedDotAttention, L2SelfAttention, LipschitzDotAttention
-from attnflow_core.attention.zha import ZhaAttention
 from attnflow_core.diagnostics.lipschitz import find_normaliser_root, jacobian_norm, lipschitz_probe
+from attnflow_core.nn.acf import ACFPublishedDotAttention, L2SelfAttention, LipschitzDotAttention
 from attnflow_core.nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
+from attnflow_core.nn.zha import ZhaAttention
 
 SHAPE = (2, 3, 4, 4)
 BRANCHES = {

@@ -22,7 +22,7 @@ and the tests): the published block is not contractive and its inverse is not gu
 **Corrected** (``variant="corrected"``), the minimal changes that make a proof go through:
 (1) kernel ``ELU(s) + 1 > 0`` instead of ``ELU(s)`` (so every normaliser is positive); (2) per-output
 normalisation over the inputs (the main repo's axis), without the 1.5; (3) LipschitzNorm on the scores
-(:mod:`~attnflow_core.attention.lipschitz_attention`; for iCon the score is the bilinear form of the augmented
+(:mod:`~attnflow_core.nn.lipschitz_attention`; for iCon the score is the bilinear form of the augmented
 vectors ``(bᵀk_j + c, 1)`` and ``(1, aᵀq_i)``); (4) ``F`` divided by its certified bound
 ``B_F = [√(2e)‖V̄‖ + 2‖·‖_q + 2‖·‖_k + ‖V̄‖]·‖Γ̄‖`` (``‖·‖_q = ‖W_q‖`` for iDP, ``‖W_qᵀa‖`` for iCon) and
 multiplied by ``coeff`` (0.9): ``Lip(F) ≤ 0.9`` for every input and weight. Same parameters as published.
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core.errors import FlowError
-from ..nn.lipschitz import SpectralConv2d
+from .lipschitz import SpectralConv2d
 from .lipschitz_attention import lipnorm_attention, lipnorm_attention_bound, spectral_norm, tokens, untokens
 
 KINDS = ("idp", "icon")
@@ -44,16 +44,21 @@ VARIANTS = ("published", "corrected")
 
 
 class ZhaAttention(nn.Module):
-    r"""``F`` of Zha et al.'s iDP / iCon block (module docstring), ``(B, C, H, W) → (B, C, H, W)``.
+    r"""``F`` of Zha et al.'s iDP / iCon block (module docstring), ``(B, C, H, W) → (B, C, H, W)``;
+    ``normalise`` (``"global"`` by default, or ``"column"``) is the published form's option only.
 
     References: Zha, Yu, Tulyakov, Luo, Wu, "Invertible Attention", arXiv 2106.09003 (2021); code
     github.com/Schwartz-Zha/InvertibleAttention(-iResNet).
     """
 
-    def __init__(self, channels: int, kind: str = "idp", variant: str = "published", normalise: str = "global",
+    def __init__(self, channels: int, kind: str = "idp", variant: str = "published", normalise: str | None = None,
                  coeff: float = 0.9) -> None:
         super().__init__()
-        if kind not in KINDS or variant not in VARIANTS or normalise not in ("global", "column"):
+        if variant == "corrected" and normalise is not None:  # it normalises per output, always (no 1.5)
+            raise FlowError(f"ZhaAttention: normalise={normalise!r} applies to the published form only; the "
+                            f"corrected form always normalises per output over the inputs (leave normalise unset)")
+        normalise = "global" if normalise is None and variant == "published" else normalise
+        if kind not in KINDS or variant not in VARIANTS or normalise not in ("global", "column", None):
             raise FlowError(f"ZhaAttention: kind in {KINDS}, variant in {VARIANTS}, normalise in "
                             f"('global', 'column'); got {kind!r}, {variant!r}, {normalise!r}")
         c4 = max(1, channels // 4)

@@ -9,8 +9,11 @@ import math
 import pytest
 import torch
 
-from attnflow_core.attention.acf import L2SelfAttention, LipschitzDotAttention
-from attnflow_core.attention.lipschitz_attention import (
+from attnflow_core.core.errors import FlowError
+from attnflow_core.diagnostics.jacobian import dense_jacobian
+from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
+from attnflow_core.nn.acf import L2SelfAttention, LipschitzDotAttention
+from attnflow_core.nn.lipschitz_attention import (
     KERNELS,
     lambert_w0,
     lipnorm_attention,
@@ -19,9 +22,6 @@ from attnflow_core.attention.lipschitz_attention import (
     untokens,
     window_tokens,
 )
-from attnflow_core.core.errors import FlowError
-from attnflow_core.diagnostics.jacobian import dense_jacobian
-from attnflow_core.diagnostics.lipschitz import adversarial_lipschitz
 
 N, D = 5, 4
 
