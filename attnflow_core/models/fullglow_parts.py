@@ -25,8 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..attention import ATTENTIONS
-from ..core.errors import FlowError
+from ..attention import ATTENTIONS, place_attention
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.fullglow import CondActNorm, CondInvConv1x1, FullGlowActNorm, FullGlowCoupling
 from ..flows.glow import InvConv1x1, Squeeze
@@ -67,11 +66,10 @@ class FullGlowStep(FlowSequence):
             layers = [FullGlowActNorm(channels), InvConv1x1(channels), FullGlowCoupling(channels, hidden)]
         keys = ["act", "w", "out"]
         if attention != "none":
-            if position not in ATTENTION_PART:
-                raise FlowError(f"attention position must be one of {tuple(ATTENTION_PART)}, got {position}")
             # the map size resolves iTrans' patch grid (patches="auto") and fails clearly if it cannot
-            layers.insert(position - 1, ATTENTIONS[attention](channels, cond_channels=cc, size=(height, width), **attn))
-            keys.insert(position - 1, ATTENTION_PART[position])
+            i = place_attention(layers, ATTENTIONS[attention](channels, cond_channels=cc, size=(height, width), **attn),
+                                position)
+            keys.insert(i, ATTENTION_PART[position])
         super().__init__(layers)
         self.channels = channels
         self.part_channels = cc

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from ..attention import place_attention
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.coupling import MIXLOGISTIC_FORMS, AffineCoupling, MixLogisticCoupling
@@ -109,7 +110,7 @@ class FlowStep(FlowSequence):
                                            cond_channels=cc, attention=cfg.coupling_attention, form=cfg.mixlogistic_form)
         layers: list[FlowLayer] = [ActNorm(channels), InvConv1x1(channels), coupling]
         if cfg.attention != "none":
-            layers.insert(cfg.position - 1, cfg.attention_layer(channels, cc, size))
+            place_attention(layers, cfg.attention_layer(channels, cc, size), cfg.position)
         super().__init__(layers)
 
     @classmethod

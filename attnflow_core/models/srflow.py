@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..attention import place_attention
 from ..core.checks import check_finite, check_image
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
@@ -56,8 +57,6 @@ from .base import MultiScaleFlow
 from .conditioning import EncoderConditioner
 from .registry import register_family
 from .srflow_config import SRFlowConfig
-
-_ATTN_INDEX = {1: 0, 2: 1, 3: 2, 4: 4}  # insertion index in [ActNorm, 1×1 conv, injector, coupling]
 
 
 class SRFlowStep(FlowSequence):
@@ -76,8 +75,8 @@ class SRFlowStep(FlowSequence):
                                    AffineInjector(channels, fc, cfg.hidden, cfg.eps),
                                    CondAffineCoupling(channels, fc, cfg.hidden, cfg.eps)]
         if cfg.attention != "none":
-            layers.insert(_ATTN_INDEX[cfg.position],
-                          cfg.attention_layer(channels, fc if cfg.attention_cond else 0, size=size))
+            place_attention(layers, cfg.attention_layer(channels, fc if cfg.attention_cond else 0, size=size),
+                            cfg.position)
         super().__init__(layers)
         self.cond_channels = fc
 
