@@ -11,6 +11,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -37,10 +38,23 @@ def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLik
     return rec if rec.get("code_hash") == code_hash() else None
 
 
+class Interrupted(Exception):
+    """Training of a cell stopped on request (Ctrl-C); its checkpoint is saved and no record written."""
+
+
 def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
-             data_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate one cell of its table (``spec["table"]``), write its JSON record and return it."""
-    if not force:
+             data_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True,
+             rerun: bool = False, device: str | None = None,
+             on_step: Callable[[int, int, float], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell of its table (``spec["table"]``), write its JSON record and return it.
+
+    A current record is returned as it is unless ``rerun`` or ``force``; training resumes from the cell's
+    checkpoint unless ``force`` (which starts it afresh). ``device`` overrides the spec's training device
+    without changing the cell's key (the record states the device). ``on_step(step, steps, loss)`` reports
+    progress; once ``should_stop()`` is true, training stops at the next step, saves its checkpoint and
+    :class:`Interrupted` is raised."""
+    if not (force or rerun):
         done = load_cell(spec, profile, results_root)
         if done is not None:
             return done
@@ -51,6 +65,18 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         return _measure_cell(table, spec, profile, key, out, data_root)
     data = table.load_data(spec, profile, None if data_root is None else str(data_root))
     tcfg = table.train_config(spec)
+    if device is not None:
+        tcfg.device = device
+    stop = {"asked": False}
+
+    def step_hook(step: int, loss: float) -> None:
+        if on_step is not None:
+            on_step(step, tcfg.steps, loss)
+        if should_stop is not None and should_stop():
+            # the trainer ends its loop at an exhausted time budget and saves its checkpoint;
+            # the budget is a run-only field, so the checkpoint's identity is unchanged
+            stop["asked"] = True
+            tcfg.time_budget_s = 0.0
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
     chash = code_hash()
     run_dir = runs_dir(profile, results_root) / f"{key}-{chash}"
@@ -62,7 +88,8 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     try:
         result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                      identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
-                     hooks=[*model.training_hooks(tcfg.steps), *table.hooks(model, spec)], progress=progress)
+                     hooks=[*model.training_hooks(tcfg.steps), *table.hooks(model, spec)], progress=progress,
+                     on_step=step_hook)
     except NonFiniteError as exc:
         if not table.record_divergence:
             raise
@@ -74,6 +101,9 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
                   "history": [], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         write_json(out / "cells" / f"{key}.json", record)
         return record
+    if stop["asked"]:
+        raise Interrupted(f"{spec.get('label', key)}: stopped after {result.steps_done} of {tcfg.steps} steps; "
+                          f"checkpoint {run_dir / 'checkpoint.pt'}")
     ctx = CellContext(table, spec, key, profile, out)
     metrics: dict[str, Any] = {}
     for ev in table.evaluators(spec):
@@ -108,13 +138,15 @@ def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str
 
 
 def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
-            run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True):
-    """A DataFrame with one row per cell of ``table`` (running missing cells if asked)."""
+            run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True,
+            grid: dict[str, Any] | None = None):
+    """A DataFrame with one row per cell of ``table`` at ``grid`` (default: its notebook's declared grid),
+    running missing cells if asked."""
     import pandas as pd
 
     t = _table(table)
     rows = []
-    for spec in t.cells(profile):
+    for spec in t.cells(profile, **(grid or {})):
         rec = load_cell(spec, profile, results_root)
         if rec is None:
             if not run_missing:

@@ -26,7 +26,7 @@ NON_NUMERIC = (
     "reproduce.py", "train.py",  # deprecated shims
     "testing.py",  # contract checks for the test suite
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
-    "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
+    "repro/driver.py", "repro/workers.py", "repro/params.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
     "repro/report.py",  # writes finished tables (csv, markdown header)
     "repro/sr_plots.py",
     "repro/contractive_plots.py",  # figures and summaries of table_contractive, built from finished cells

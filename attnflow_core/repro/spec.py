@@ -11,6 +11,7 @@ imported; the driver runs them in ``order``.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -72,11 +73,22 @@ class TableSpec:
     record_divergence: bool = False
 
     # -- the grid -----------------------------------------------------------------------------
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def cells(self, profile: str, **grid: Any) -> list[dict[str, Any]]:
+        """The cells of ``profile`` for the grid of the table notebook's parameters cell, with ``grid``
+        overriding it (an undeclared name is an error). ``seeds`` and ``steps`` are the schedule, applied
+        to every trained cell; the other names are the table's own axes, passed to :meth:`build`."""
+        from .params import resolve_grid
+
+        full, _ = resolve_grid(self.name, grid)
+        seeds, steps = full.pop("seeds", None), full.pop("steps", None)
+        return apply_schedule(self.build(profile, **full), seeds, steps)
+
+    def build(self, profile: str, **axes: Any) -> list[dict[str, Any]]:
+        """The cells of ``profile`` at the given values of the table's own grid axes."""
         raise NotImplementedError
 
-    def find_cell(self, profile: str, label_or_index: str | int) -> dict[str, Any]:
-        cells = self.cells(profile)
+    def find_cell(self, profile: str, label_or_index: str | int, **grid: Any) -> dict[str, Any]:
+        cells = self.cells(profile, **grid)
         if isinstance(label_or_index, int) or str(label_or_index).isdigit():
             i = int(label_or_index)
             if not 0 <= i < len(cells):
@@ -139,7 +151,7 @@ class NotebookSpec(TableSpec):
     has_cells = False
     params: tuple[str, ...] = ("profile", "results_root")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def cells(self, profile: str, **grid: Any) -> list[dict[str, Any]]:
         return []
 
     def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +159,28 @@ class NotebookSpec(TableSpec):
 
 
 TABLES: Registry[TableSpec] = Registry("table")
+
+
+def apply_schedule(specs: list[dict[str, Any]], seeds: list[int] | None, steps: int | None) -> list[dict[str, Any]]:
+    """Every trained cell once per seed (``train.seed``; the label says the seed where it is not the cell's
+    own), with ``train.steps = steps`` unless ``steps`` is ``None`` (the profile's). Measured cells (no
+    ``train``) are left as they are."""
+    if seeds is not None and not isinstance(seeds, (list, tuple)):
+        seeds = [seeds]
+    out = []
+    for spec in specs:
+        if "train" not in spec:
+            out.append(spec)
+            continue
+        for seed in seeds if seeds is not None else [spec["train"].get("seed", 0)]:
+            s = copy.deepcopy(spec)
+            if seed != spec["train"].get("seed", 0) or (seeds is not None and len(seeds) > 1):
+                s["label"] = f"{spec['label']} seed={seed}"
+            s["train"]["seed"] = int(seed)
+            if steps is not None:
+                s["train"]["steps"] = int(steps)
+            out.append(s)
+    return out
 
 
 def register_table(spec: TableSpec) -> TableSpec:

@@ -33,7 +33,7 @@ class SuppTable1(TableSpec):
     smoke_note = ("**Smoke timings are not the paper's setting**: a tiny model on a shared CPU; ratios, not "
                   "absolute times, are what compare with the paper's, and even those depend on the scale.")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         scale = "smoke" if profile == "smoke" else "paper"
         sc = SCALES[scale]
         return [{"table": self.name, "label": f"attention timings ({scale} scale)", "scale": scale,

@@ -146,7 +146,7 @@ class Table3(TableSpec):
     order = 60
     smoke_note = SMOKE_NOTE
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         p = PROFILES[profile]
         cells = []
         for row in TRAINED:
