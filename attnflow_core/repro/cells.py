@@ -102,7 +102,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         write_json(out / "cells" / f"{key}.json", record)
         return record
     if stop["asked"]:
-        raise Interrupted(f"{spec.get('label', key)}: stopped after {result.steps_done} of {tcfg.steps} steps; "
+        raise Interrupted(f"stopped after {result.steps_done} of {tcfg.steps} steps; "
                           f"checkpoint {run_dir / 'checkpoint.pt'}")
     ctx = CellContext(table, spec, key, profile, out)
     metrics: dict[str, Any] = {}

@@ -102,7 +102,11 @@ def run_cells(jobs: list[dict[str, Any]], n_workers: int, threads: int, log: Cal
             if f.cancelled():
                 results[i] = {"status": "not started"}
                 continue
-            res = results[i] = f.result()
+            try:
+                res = results[i] = f.result()
+            except Exception as exc:  # the worker died (killed, out of memory): the other cells go on
+                res = results[i] = {"status": "failed", "message": f"worker died: {type(exc).__name__}: {exc}"[:300],
+                                    "log": "none"}
             what = f"{job['spec']['table']} {job['spec']['label']}"
             if res["status"] == "done":
                 log(f"  done   {what} in {res['seconds']:.0f}s")

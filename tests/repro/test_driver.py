@@ -42,20 +42,105 @@ def test_failed_notebook_leaves_results_and_exits_nonzero(tmp_path, monkeypatch)
     assert info["threads_per_cell"] == 1
 
 
-def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, monkeypatch):
-    # the kernels run in notebooks/: a relative --data-root / --results-root must reach them absolute
+@pytest.fixture
+def dry_driver(monkeypatch):
+    """The driver with cell training and notebooks replaced by recorders: (jobs, notebooks) it asked for."""
     from attnflow_core.repro import driver
 
-    seen = []
-    monkeypatch.setattr(driver, "_execute", lambda name, params, *a: seen.append(params) or None)
+    seen = {"jobs": [], "notebooks": []}
+
+    def run_cells(jobs, n, threads, log):
+        seen["jobs"] += jobs
+        return [{"status": "done", "seconds": 0.0} for _ in jobs]
+
+    monkeypatch.setattr(driver, "run_cells", run_cells)
+    monkeypatch.setattr(driver, "_execute", lambda name, params, *a: seen["notebooks"].append((name, params)) or None)
     monkeypatch.setattr(driver, "write_index", lambda root: None)
+    return driver, seen
+
+
+def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, monkeypatch, dry_driver):
+    # the kernels run in notebooks/: a relative --data-root / --results-root must reach them absolute
+    driver, seen = dry_driver
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     assert driver.main(["--profile", "smoke", "--only", "ablation_heads", "--cell", "0", "--data-root", "data",
                         "--results-root", "res"]) == 0
-    cell, table = seen
-    assert cell["data_root"] == str(tmp_path / "data") and cell["results_root"] == str(tmp_path / "res")
-    assert cell["threads"] == 1 and table["results_root"] == str(tmp_path / "res")
+    (job,) = seen["jobs"]
+    (name, table), = seen["notebooks"]
+    assert job["data_root"] == str(tmp_path / "data") and job["results_root"] == str(tmp_path / "res")
+    assert table["results_root"] == str(tmp_path / "res") and table["data_root"] == str(tmp_path / "data")
+    # --cell reruns its cell, resuming the checkpoint: only --force starts afresh
+    assert job["rerun"] and not job["force"]
+
+
+def test_a_rerun_shared_cell_rebuilds_every_table_that_uses_it(tmp_path, dry_driver):
+    from attnflow_core.repro import TABLES, cell_key
+
+    driver, seen = dry_driver
+    # iMap at pos-4 with the checkerboard mask is cell 3 of the mask ablation and a cell of the positions one
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
+    (job,) = seen["jobs"]
+    assert cell_key(job["spec"]) in {cell_key(s) for s in TABLES["ablation_positions"].cells("smoke")}
+    assert [n for n, _ in seen["notebooks"]] == ["ablation_positions", "ablation_masks"]
+    info = json.loads((tmp_path / "smoke" / "partial_runs.jsonl").read_text().splitlines()[-1])
+    assert info["rebuilt_shared"] == ["ablation_positions"]
+
+
+def test_set_runs_another_grid_into_its_own_root(tmp_path, dry_driver, capsys):
+    driver, seen = dry_driver
+    assert driver.main(["--only", "ablation_heads", "--set", "heads=2,4", "--set", "steps=50",
+                        "--results-root", str(tmp_path)]) == 0
+    roots = {j["results_root"] for j in seen["jobs"]}
+    assert len(seen["jobs"]) == 2 and len(roots) == 1
+    (root,) = roots
+    assert root.startswith(str(tmp_path / "_variants" / "ablation_heads-"))
+    assert [j["spec"]["model"]["heads"] for j in seen["jobs"]] == [2, 4]
+    (name, params), = seen["notebooks"]  # the notebook gets the grid and resolves the same root itself
+    assert params["heads"] == [2, 4] and params["steps"] == 50 and params["results_root"] == str(tmp_path)
+    assert root in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        driver.main(["--only", "ablation_heads", "--set", "hedas=2", "--results-root", str(tmp_path)])
+    assert "hedas" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_the_resume_command(tmp_path, dry_driver, monkeypatch, capsys):
+    from attnflow_core.repro.workers import Interrupt
+
+    driver, seen = dry_driver
+
+    def interrupted(jobs, *a):
+        raise Interrupt()
+
+    monkeypatch.setattr(driver, "run_cells", interrupted)
+    args = ["--only", "ablation_heads", "--force", "--results-root", str(tmp_path)]
+    assert driver.main(args) == 130
+    out = capsys.readouterr().out
+    assert "Resume with:\n  python -m attnflow_core.repro --only ablation_heads --results-root" in out
+    assert not seen["notebooks"]
+
+
+def test_a_failed_cell_skips_its_tables_and_names_the_cell(tmp_path, dry_driver, monkeypatch):
+    driver, seen = dry_driver
+    monkeypatch.setattr(driver, "run_cells", lambda jobs, *a: [{"status": "failed", "message": "boom"} for _ in jobs])
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 1
+    assert not seen["notebooks"]
+    info = json.loads((tmp_path / "smoke" / "partial_runs.jsonl").read_text().splitlines()[-1])
+    assert ["ablation_masks cell attention=imap-position=4-mask=checkerboard", "boom"] in info["failures"]
+
+
+def test_paper_cells_on_a_machine_without_a_gpu_need_device_cpu(tmp_path, dry_driver, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    driver, seen = dry_driver
+    with pytest.raises(SystemExit):
+        driver.main(["--profile", "paper", "--only", "ablation_heads", "--results-root", str(tmp_path)])
+    assert "--device cpu" in capsys.readouterr().err and not seen["jobs"]
+    assert driver.main(["--profile", "paper", "--only", "ablation_heads", "--device", "cpu",
+                        "--results-root", str(tmp_path)]) == 0
+    assert {j["device"] for j in seen["jobs"]} == {"cpu"}
 
 
 def test_paper_profile_specs_are_valid_configs():
