@@ -31,6 +31,7 @@ from .index import write_index
 from .params import COMMON, declared_parameters, resolve_grid, variant_root
 from .paths import PROFILES, default_results_root, notebook_dir, results_dir
 from .provenance import code_hash, git_commit, hardware_label
+from .report import stale_tables
 from .spec import TABLES, cell_key
 from .workers import Interrupt, run_cells
 
@@ -188,16 +189,27 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{len(jobs)} paper-profile cell(s) to train (up to 200k steps each) and no GPU here; pass "
                     f"--device cpu to train them on the CPU anyway (the driver prints each cell's ETA)")
 
-    # a rerun cell shared with tables outside the selection: rebuild those tables too (canonical root only)
+    # tables outside the selection that a rerun cell leaves out of date (or an earlier rerun did: their
+    # provenance): rebuilt when all their other cells are current, else named (canonical root only)
     rerun_keys = {cell_key(j["spec"]) for j in jobs if Path(j["results_root"]) == root}
+    stale = stale_tables(a.profile, root)
     extra = []
-    if rerun_keys:
-        for other in names_all:
-            if other not in names and TABLES[other].has_cells:
-                shared = rerun_keys & {cell_key(s) for s in TABLES[other].cells(a.profile)}
-                if shared:
-                    extra.append(other)
-                    log(f"[{other}] shares {len(shared)} rerun cell(s): rebuilding it too")
+    for other in names_all:
+        if other in names or not TABLES[other].has_cells:
+            continue
+        specs = TABLES[other].cells(a.profile)
+        shared = rerun_keys & {cell_key(s) for s in specs}
+        if not (shared and (out / f"{other}.csv").exists()) and other not in stale:
+            continue
+        why = (f"shares {len(shared)} rerun cell(s)" if shared else
+               f"was built from records that changed since ({', '.join(map(str, stale[other]))})")
+        missing = [s["label"] for s in specs if cell_key(s) not in rerun_keys and load_cell(s, a.profile, root) is None]
+        if missing:
+            log(f"[{other}] {why}, but {len(missing)} of its other cells have no current record: it stays out of "
+                f"date until `--only {other}` rebuilds it")
+        else:
+            extra.append(other)
+            log(f"[{other}] {why}: rebuilding it too")
     notebooks = [n for n in names_all if n in names or n in extra]
 
     failures: list[tuple[str, str]] = []

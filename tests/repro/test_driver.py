@@ -74,17 +74,47 @@ def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, 
     assert job["rerun"] and not job["force"]
 
 
-def test_a_rerun_shared_cell_rebuilds_every_table_that_uses_it(tmp_path, dry_driver):
+def test_a_rerun_shared_cell_rebuilds_every_table_that_uses_it(tmp_path, dry_driver, capsys):
     from attnflow_core.repro import TABLES, cell_key
+    from attnflow_core.repro.provenance import code_hash
 
     driver, seen = dry_driver
-    # iMap at pos-4 with the checkerboard mask is cell 3 of the mask ablation and a cell of the positions one
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    positions = [cell_key(s) for s in TABLES["ablation_positions"].cells("smoke")]
+    (out / "ablation_positions.csv").write_text("built earlier\n")
+    # iMap at pos-4 with the checkerboard mask is cell 3 of the mask ablation and a cell of the positions one;
+    # while other cells of the positions table have no record, it is named, not rebuilt (that would train them)
     assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
     (job,) = seen["jobs"]
-    assert cell_key(job["spec"]) in {cell_key(s) for s in TABLES["ablation_positions"].cells("smoke")}
+    assert cell_key(job["spec"]) in positions
+    assert [n for n, _ in seen["notebooks"]] == ["ablation_masks"]
+    assert "[ablation_positions] shares 1 rerun cell(s), but 7 of its other cells" in capsys.readouterr().out
+    for k in positions:
+        (out / "cells" / f"{k}.json").write_text(json.dumps({"code_hash": code_hash()}))
+    seen["jobs"].clear(), seen["notebooks"].clear()
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
     assert [n for n, _ in seen["notebooks"]] == ["ablation_positions", "ablation_masks"]
-    info = json.loads((tmp_path / "smoke" / "partial_runs.jsonl").read_text().splitlines()[-1])
+    info = json.loads((out / "partial_runs.jsonl").read_text().splitlines()[-1])
     assert info["rebuilt_shared"] == ["ablation_positions"]
+
+
+def test_a_table_built_from_records_that_changed_since_is_stale(tmp_path):
+    import pandas as pd
+
+    from attnflow_core.repro import write_table
+    from attnflow_core.repro.report import stale_tables
+
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    (out / "cells" / "k1.json").write_text(json.dumps({"label": "one", "finished": "t1"}))
+    df = pd.DataFrame([{"key": "k1", "bpd": 1.0}])
+    write_table(df, "ablation_heads", "smoke", tmp_path)
+    prov = json.loads((out / "ablation_heads.provenance.json").read_text())
+    assert prov["cells"]["k1"]["finished"] == "t1" and "1 cell record" in (out / "ablation_heads.md").read_text()
+    assert stale_tables("smoke", tmp_path) == {}
+    (out / "cells" / "k1.json").write_text(json.dumps({"label": "one", "finished": "t2"}))  # rerun elsewhere
+    assert stale_tables("smoke", tmp_path) == {"ablation_heads": ["one"]}
 
 
 def test_set_runs_another_grid_into_its_own_root(tmp_path, dry_driver, capsys):

@@ -73,7 +73,7 @@ class SuppTable1(TableSpec):
                 "scale": spec["scale"], "dataset": "random 8-bit 3×32×32 (timing only)", "train_steps": "n/a",
                 "profile": rec["profile"], "hardware": rec["hardware"], "threads": rec["threads"],
                 "torch": rec["torch"], "commit": rec["commit"], "code_hash": rec["code_hash"],
-                "measured": rec["finished"],
+                "measured": rec["finished"], "key": rec["key"],
             })
         return rows
 
