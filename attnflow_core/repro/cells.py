@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,11 +30,22 @@ def _table(table: str | TableSpec) -> TableSpec:
     return table if isinstance(table, TableSpec) else TABLES[table]
 
 
-def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None) -> dict | None:
-    """The cached record of a cell, or ``None`` if there is none for the current code."""
-    path = results_dir(profile, results_root) / "cells" / f"{cell_key(spec)}.json"
+def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
+              reuse_from: str | os.PathLike | None = None) -> dict | None:
+    """The cached record of a cell, or ``None`` if there is none for the current code. With ``reuse_from``
+    (the canonical root of a variant grid's root), a current record found there is copied in, with the
+    files named after the cell (sample grids), instead of training the same cell again."""
+    key = cell_key(spec)
+    path = results_dir(profile, results_root) / "cells" / f"{key}.json"
     if not path.exists():
-        return None
+        if reuse_from is None or load_cell(spec, profile, reuse_from) is None:
+            return None
+        src, dst = results_dir(profile, reuse_from), results_dir(profile, results_root)
+        for f in sorted(src.rglob(f"*{key}*")):
+            rel = f.relative_to(src)
+            if f.is_file() and rel.parts[0] not in ("executed", "logs"):
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst / rel)
     rec = json.loads(path.read_text())
     return rec if rec.get("code_hash") == code_hash() else None
 
@@ -139,15 +151,15 @@ def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str
 
 def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
             run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True,
-            grid: dict[str, Any] | None = None):
+            grid: dict[str, Any] | None = None, reuse_from: str | os.PathLike | None = None):
     """A DataFrame with one row per cell of ``table`` at ``grid`` (default: its notebook's declared grid),
-    running missing cells if asked."""
+    running missing cells if asked (``reuse_from``: see :func:`load_cell`)."""
     import pandas as pd
 
     t = _table(table)
     rows = []
     for spec in t.cells(profile, **(grid or {})):
-        rec = load_cell(spec, profile, results_root)
+        rec = load_cell(spec, profile, results_root, reuse_from=reuse_from)
         if rec is None:
             if not run_missing:
                 raise FileNotFoundError(f"cell {spec['label']!r} of {t.name} ({profile}) has no result yet")

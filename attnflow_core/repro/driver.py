@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             key = cell_key(spec)
             if (troot, key) in seen:
                 continue
-            if a.force or a.cell is not None or load_cell(spec, a.profile, troot) is None:
+            reuse = None if troot == root or a.force else root  # a variant reuses the canonical root's cells
+            if a.force or a.cell is not None or load_cell(spec, a.profile, troot, reuse_from=reuse) is None:
                 seen.add((troot, key))
                 jobs.append({"spec": spec, "profile": a.profile, "results_root": str(troot), "data_root": data_root,
                              "force": a.force, "rerun": a.cell is not None, "device": a.device,

@@ -140,6 +140,7 @@ class TableRun:
     is_default: bool
     results_root: str
     data_root: str | None
+    canonical_root: str | None = None  # a variant's: cells it shares with the declared grid are copied from it
 
     @property
     def out(self) -> Path:
@@ -153,7 +154,8 @@ class TableRun:
     def collect(self, **kw: Any):
         from .cells import collect
 
-        return collect(self.table, self.profile, self.results_root, data_root=self.data_root, grid=self.grid, **kw)
+        return collect(self.table, self.profile, self.results_root, data_root=self.data_root, grid=self.grid,
+                       reuse_from=None if self.is_default else self.canonical_root, **kw)
 
 
 def table_run(table: str, namespace: dict[str, Any]) -> TableRun:
@@ -164,10 +166,11 @@ def table_run(table: str, namespace: dict[str, Any]) -> TableRun:
     grid, is_default = resolve_grid(table, {k: v for k, v in given.items() if k not in COMMON})
     profile = given.get("profile", "smoke")
     base = given.get("results_root")
-    root = Path(base).expanduser().resolve() if base else default_results_root()
+    canonical = Path(base).expanduser().resolve() if base else default_results_root()
+    root = canonical
     if not is_default:
-        root = variant_root(table, grid, root)
+        root = variant_root(table, grid, canonical)
         print(f"{table}: grid {grid} is not the declared one; its results go to {root}")
     data_root = given.get("data_root")
     return TableRun(table, profile, grid, is_default, str(root),
-                    str(Path(data_root).expanduser().resolve()) if data_root else None)
+                    str(Path(data_root).expanduser().resolve()) if data_root else None, str(canonical))

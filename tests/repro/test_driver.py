@@ -273,3 +273,23 @@ def test_prune_keeps_current_cells_and_removes_stale_ones(tmp_path):
     assert (out / "cells" / f"{current}.json").exists() and (out / "samples" / f"{current}.png").exists()
     assert not (out / "cells" / "glow-old-config-deadbeef.json").exists()
     assert not (out / "samples" / "glow-old-config-deadbeef.png").exists()
+
+
+def test_a_variant_grid_reuses_the_cells_it_shares_with_the_declared_one(tmp_path, dry_driver):
+    from attnflow_core.repro import TABLES, cell_key
+    from attnflow_core.repro.provenance import code_hash
+
+    driver, seen = dry_driver
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    (out / "samples").mkdir()
+    for s in TABLES["ablation_positions"].cells("smoke"):  # the canonical records and sample grids
+        (out / "cells" / f"{cell_key(s)}.json").write_text(json.dumps({"code_hash": code_hash(), "label": s["label"]}))
+        (out / "samples" / f"{cell_key(s)}.png").write_bytes(b"png")
+    assert driver.main(["--only", "ablation_positions", "--set", "positions=4", "--set", "seeds=0,1",
+                        "--results-root", str(tmp_path)]) == 0
+    assert sorted((j["spec"]["model"]["attention"], j["spec"]["train"]["seed"]) for j in seen["jobs"]) == \
+        [("imap", 1), ("itrans", 1)]  # seed 0 at pos-4 is the declared grid's: copied, not trained
+    (variant,) = (tmp_path / "_variants").iterdir()
+    copied = {p.name for p in (variant / "smoke").rglob("*") if p.is_file()}
+    assert len([n for n in copied if n.endswith(".json")]) == 2 and len([n for n in copied if n.endswith(".png")]) == 2
