@@ -1,8 +1,8 @@
 """The reproduction pipeline: table specs, the cell runner, the papermill driver, plots, provenance.
 
 Belongs here: one spec module per table in ``repro/tables`` (what to train, how to evaluate, how a
-row looks), the cell runner, the driver (``python -m attnflow_core.repro``), the results index, plots
-and provenance (code hash, commit, hardware). It imports everything above it; nothing imports it.
+row looks), the notebook parameters (the grids), the cell runner and its worker processes, the driver
+(``python -m attnflow_core.repro``), the results index, plots and provenance (code hash, commit, hardware). It imports everything above it; nothing imports it.
 """
 from . import tables  # noqa: F401  (registers every table)
 from .cells import Interrupted, collect, load_cell, run_cell

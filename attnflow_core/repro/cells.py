@@ -3,7 +3,8 @@
 A cell's result is ``results/<profile>/cells/<key>.json``, keyed by the cell's identity
 (:func:`~attnflow_core.repro.spec.cell_key`) and stamped with the code hash
 (:func:`~attnflow_core.repro.provenance.code_hash`), so a rerun reuses a cell only if neither changed.
-Tables and figures are built from cells, so a grid can be (re)run one cell at a time.
+Tables and figures are built from cells, so a grid can be (re)run one cell at a time. Checkpoints live in
+``<results_root>/_runs/<profile>/<key>-<code hash>/`` (:func:`~attnflow_core.repro.paths.runs_dir`).
 """
 from __future__ import annotations
 

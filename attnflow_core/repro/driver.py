@@ -15,6 +15,7 @@ checkpoints and prints the command that resumes.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -82,7 +83,8 @@ def prune_stale_cells(out: Path, profile: str) -> int:
     n = 0
     for rec in sorted((out / "cells").glob("*.json")):
         if rec.stem not in keep:
-            for p in (rec, out / "samples" / f"{rec.stem}.png", out / "executed" / "cells" / f"{rec.stem}.ipynb"):
+            for p in (rec, out / "samples" / f"{rec.stem}.png", out / "executed" / "cells" / f"{rec.stem}.ipynb",
+                      out / "logs" / f"{rec.stem}.log"):
                 p.unlink(missing_ok=True)
             n += 1
     return n
@@ -103,7 +105,9 @@ def _parse_sets(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]
     unknown = [k for k in pairs if not any(k in t for t in per_table.values())]
     if unknown:
         declared = sorted({k for n in names for k in declared_parameters(n) if k not in COMMON})
-        raise ParameterError(f"no chosen table has the parameter(s) {unknown}; theirs: {declared}")
+        hints = [k + (f" (did you mean {c[0]!r}?)" if (c := difflib.get_close_matches(k, declared, n=1)) else "")
+                 for k in unknown]
+        raise ParameterError(f"no chosen table has the parameter {', '.join(hints)}; theirs: {', '.join(declared)}")
     return per_table
 
 

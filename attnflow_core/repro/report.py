@@ -52,6 +52,8 @@ def write_table(df, table: str | TableSpec, profile: str, results_root: str | os
               f"training steps {_values(df, 'train_steps')}; hardware {_values(df, 'hardware')}; "
               f"code hash {_values(df, 'code_hash')}.\n"
               f"Columns `paper_*` are the paper's numbers, shown beside ours, never in place of them.\n")
+    if "_variants" in out.parts:  # a grid other than the notebook's declared one (params.variant_root)
+        header += f"\n**A non-default grid** ({out.parent.name}): not the canonical table.\n"
     if profile == "smoke":
         header += "\n" + t.smoke_note + "\n"
     cells = _cells_used(df, out)

@@ -7,7 +7,9 @@ A *cell* is one trained-and-evaluated model, described by a JSON-friendly dict (
 asks the table spec for the data, the objective, the training hooks and the **evaluators** of a cell,
 so a new table brings its own metrics (bits/dim today; FID, PSNR, conditional bits/dim tomorrow)
 without touching the runner. Tables register themselves in :data:`TABLES` when their module is
-imported; the driver runs them in ``order``.
+imported; the driver runs them in ``order``. A table's grid (which heads, positions, seeds, steps) is
+not here but in its notebook's parameters cell (:mod:`~attnflow_core.repro.params`): :meth:`TableSpec.cells`
+reads it and :meth:`TableSpec.build` turns its values into cells.
 """
 from __future__ import annotations
 
