@@ -153,12 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         plans = {}  # table -> (grid overrides, its results root, its cells)
         for name in names:
             table = TABLES[name]
-            if not table.has_cells:
-                plans[name] = (sets[name], root, [])
-                continue
             grid, is_default = resolve_grid(name, sets[name])
             plans[name] = ({k: grid[k] for k in sets[name]}, root if is_default else variant_root(name, grid, root),
-                           table.cells(a.profile, **grid))
+                           table.cells(a.profile, **grid) if table.has_cells else [])
     except ParameterError as exc:
         p.error(str(exc))
     t_start = time.perf_counter()
@@ -239,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                     failures.append((name, "not built: cell failures above"))
                     continue
                 overrides, troot, _ = plans.get(name, ({}, root, None))
-                params = {**table.notebook_params(common), **overrides}
+                # a table notebook finds its variant root itself (params.table_run); a walkthrough is given it
+                params = {**table.notebook_params({**common, "results_root": str(root if table.has_cells else troot)}),
+                          **overrides}
                 err = _execute(name, params, results_dir(a.profile, troot) / "executed" / f"{name}.ipynb", log,
                                sock_dir)
                 if err:

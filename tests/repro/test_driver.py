@@ -293,3 +293,13 @@ def test_a_variant_grid_reuses_the_cells_it_shares_with_the_declared_one(tmp_pat
     (variant,) = (tmp_path / "_variants").iterdir()
     copied = {p.name for p in (variant / "smoke").rglob("*") if p.is_file()}
     assert len([n for n in copied if n.endswith(".json")]) == 2 and len([n for n in copied if n.endswith(".png")]) == 2
+
+
+def test_a_walkthrough_with_other_parameters_writes_into_its_own_root(tmp_path, dry_driver):
+    driver, seen = dry_driver
+    assert driver.main(["--only", "jacobian_walkthrough", "--set", "seed=3", "--results-root", str(tmp_path)]) == 0
+    (name, params), = seen["notebooks"]
+    assert params["seed"] == 3 and params["results_root"].startswith(str(tmp_path / "_variants" / "jacobian_walkthrough-"))
+    seen["notebooks"].clear()
+    assert driver.main(["--only", "jacobian_walkthrough", "--results-root", str(tmp_path)]) == 0
+    assert seen["notebooks"][0][1]["results_root"] == str(tmp_path)
