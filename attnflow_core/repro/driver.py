@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 overrides, troot, _ = plans.get(name, ({}, root, None))
                 # a table notebook finds its variant root itself (params.table_run); a walkthrough is given it
-                params = {**table.notebook_params({**common, "results_root": str(root if table.has_cells else troot)}),
-                          **overrides}
+                given = {**common, "results_root": str(root if table.has_cells else troot)}
+                params = {**{k: v for k, v in given.items() if k in declared_parameters(name)}, **overrides}
                 err = _execute(name, params, results_dir(a.profile, troot) / "executed" / f"{name}.ipynb", log,
                                sock_dir)
                 if err:

@@ -137,27 +137,19 @@ class TableSpec:
         """The table row (or rows) of a cell, from its spec and its result record."""
         raise NotImplementedError
 
-    # -- the notebook ------------------------------------------------------------------------------
-    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
-        """Papermill parameters of the table's notebook (``common`` has profile, results_root, data_root)."""
-        return dict(common)
-
+    # -- the notebook (its parameters are the ones its parameters cell declares) ----------------
     def outputs(self, out_dir: Path) -> list[Path]:
         """The files in a profile's folder that this table wrote (for the results index)."""
         return sorted(p for p in out_dir.glob(f"{self.name}*") if p.is_file())
 
 
 class NotebookSpec(TableSpec):
-    """A notebook with no grid cells (a walkthrough, a benchmark); ``params`` names what it takes."""
+    """A notebook with no grid cells (a walkthrough, a benchmark)."""
 
     has_cells = False
-    params: tuple[str, ...] = ("profile", "results_root")
 
     def cells(self, profile: str, **grid: Any) -> list[dict[str, Any]]:
         return []
-
-    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
-        return {k: common[k] for k in self.params if k in common}
 
 
 TABLES: Registry[TableSpec] = Registry("table")
