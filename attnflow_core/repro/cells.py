@@ -21,6 +21,7 @@ import torch
 from ..core.errors import NonFiniteError
 from ..core.io import write_json
 from ..models.registry import build_model, config_to_dict, make_config
+from ..training.config import TrainConfig
 from ..training.trainer import fit
 from .paths import results_dir, runs_dir
 from .provenance import code_hash, git_commit, machine_record
@@ -74,10 +75,10 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     table = TABLES[spec["table"]]
     out = results_dir(profile, results_root)
     key = cell_key(spec)
-    if table.is_measured(spec):
+    if "train" not in spec:  # measured (a benchmark, real data), not trained
         return _measure_cell(table, spec, profile, key, out, data_root)
     data = table.load_data(spec, profile, None if data_root is None else str(data_root))
-    tcfg = table.train_config(spec)
+    tcfg = TrainConfig(**spec["train"])
     if device is not None:
         tcfg.device = device
     stop = {"asked": False}
@@ -101,7 +102,7 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     try:
         result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                      identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
-                     hooks=[*model.training_hooks(tcfg.steps), *table.hooks(model, spec)], progress=progress,
+                     hooks=[*model.training_hooks(tcfg.steps)], progress=progress,
                      on_step=step_hook)
     except NonFiniteError as exc:
         if not table.record_divergence:

@@ -26,7 +26,6 @@ from torch import Tensor, nn
 from ..core.errors import AttnflowError
 from ..core.registry import Registry
 from ..data.batches import BatchSource
-from ..training.config import TrainConfig
 
 # the spec keys that decide a cell's numbers (and so its cache key); labels and paper columns do not
 IDENT_KEYS = ("dataset", "convention", "data", "model", "train", "evaluators")
@@ -68,7 +67,6 @@ class TableSpec:
     description: str = ""
     order: int = 100
     has_cells: bool = True
-    trains: bool = True  # False: a cell is a measurement (a benchmark), made by :meth:`measure`, not trained
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
     # True: a cell whose training diverges (NonFiniteError) is recorded as a result ("diverged": reason)
     # instead of failing the table -- for tables that reproduce published methods that can diverge
@@ -109,28 +107,16 @@ class TableSpec:
     def load_data(self, spec: dict[str, Any], profile: str, data_root: str | None) -> CellData:
         raise NotImplementedError
 
-    def train_config(self, spec: dict[str, Any]) -> TrainConfig:
-        return TrainConfig(**spec["train"])
-
     def objective(self, spec: dict[str, Any]) -> Callable | None:
         """``objective(model, batch) -> loss``; ``None``: mean bits/dim."""
         return None
 
-    def hooks(self, model: nn.Module, spec: dict[str, Any]) -> list[Callable]:
-        """Extra hooks ``hook(step, model, optimizer)`` after every optimiser step, besides the model's own
-        ``training_hooks`` (which the cell runner always runs)."""
-        return []
-
     def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:
         raise NotImplementedError
 
-    def is_measured(self, spec: dict[str, Any]) -> bool:
-        """Whether a cell is measured by :meth:`measure` instead of trained (default: ``not trains``)."""
-        return not self.trains
-
     def measure(self, spec: dict[str, Any], ctx: CellContext, data_root: str | None) -> dict[str, Any]:
-        """The numbers of a cell that is not trained (a benchmark, the scores of real data), cached in
-        the cell's record like a trained cell's metrics."""
+        """The numbers of a cell without ``train`` (a benchmark, the scores of real data): it is measured, not
+        trained, and cached in its record like a trained cell's metrics."""
         raise NotImplementedError
 
     def row(self, spec: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:

@@ -176,9 +176,6 @@ class Table3(TableSpec):
                       "evaluators": {"sample_quality": quality}, "paper": {}})
         return cells
 
-    def is_measured(self, spec: dict[str, Any]) -> bool:
-        return spec["family"] == "data"
-
     def measure(self, spec: dict[str, Any], ctx, data_root: str | None) -> dict[str, Any]:
         quality = SampleQuality(**spec["evaluators"]["sample_quality"])
         images = load_cifar10(spec["data"]["split"], data_root, spec["data"]["limit"]).images
