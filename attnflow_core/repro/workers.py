@@ -48,6 +48,8 @@ def train_cell(job: dict[str, Any]) -> dict[str, Any]:
         now = time.perf_counter()
         if seen["first"] is None:
             seen["first"] = (step, now)
+            if step > 1:
+                queue.put({"label": label, "table": job["spec"]["table"], "resumed": step - 1, "steps": steps})
             return
         if now - seen["last"] >= job["every"]:
             seen["last"] = now
@@ -84,6 +86,10 @@ def run_cells(jobs: list[dict[str, Any]], n_workers: int, threads: int, log: Cal
 
     def printer() -> None:
         while (msg := queue.get()) is not None:
+            if "resumed" in msg:
+                log(f"  ... {msg['table']} {msg['label']}: resumed from its checkpoint at step {msg['resumed']}/"
+                    f"{msg['steps']}")
+                continue
             log(f"  ... {msg['table']} {msg['label']}: step {msg['step']}/{msg['steps']}, "
                 f"{msg['loss']:.3f} bits/dim, ETA {format_seconds(msg['eta'])}")
 

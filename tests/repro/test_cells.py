@@ -58,3 +58,18 @@ def test_a_worker_reports_progress_and_failures(tmp_path, spec):
     bad = {**job, "spec": {**spec, "model": {**spec["model"], "heads": 0}}, "force": True}
     res = workers.train_cell(bad)
     assert res["status"] == "failed" and "Traceback" in (tmp_path / "log.txt").read_text()
+
+
+def test_a_resumed_cell_says_so_first(tmp_path, spec):
+    from attnflow_core.repro import workers
+
+    seen = []
+    with pytest.raises(Interrupted):
+        run_cell(spec, "smoke", tmp_path, progress=False, on_step=lambda s, n, loss: seen.append(s),
+                 should_stop=lambda: len(seen) >= 2)
+    q = queue.Queue()
+    workers._WORKER.update(queue=q, stop=threading.Event())
+    job = {"spec": spec, "profile": "smoke", "results_root": str(tmp_path), "data_root": None, "force": False,
+           "rerun": False, "device": None, "every": 1e9, "log": str(tmp_path / "log.txt")}
+    assert workers.train_cell(job)["status"] == "done"
+    assert q.get_nowait() == {"label": spec["label"], "table": "ablation_heads", "resumed": 2, "steps": 4}
