@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -19,12 +21,22 @@
 profile = "smoke"
 results_root = None
 data_root = None
+masks = ["spatial", "channel", "random", "checkerboard"]  # iMap at pos-4
+seeds = [0]  # one cell per seed
+steps = None  # training steps; None: the profile's
 
 # %%
-from attnflow_core.repro import collect, results_dir, write_table
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("ablation_masks", globals())
+results_root, data_root = run.results_root, run.data_root
+
+# %%
+from attnflow_core.repro import results_dir, write_table
 from attnflow_core.repro.plots import plot_ablation
 
-df = collect("ablation_masks", profile, results_root=results_root, data_root=data_root)
+df = run.collect()
 cols = ["mask", "bpd", "bpd_sem", "paper_bpd", "params_M", "levels", "steps", "hidden", "dataset", "train_steps",
         "train_seconds", "hardware", "profile"]
 write_table(df, "ablation_masks", profile, results_root, columns=cols)

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,9 +27,16 @@ results_root = None
 data_root = None
 
 # %%
-from attnflow_core.repro import collect, get_table, write_table
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("supp_table1_timings", globals())
+results_root, data_root = run.results_root, run.data_root
+
+# %%
+from attnflow_core.repro import get_table, write_table
 
 spec = get_table("supp_table1_timings")
-df = collect(spec, profile, results_root=results_root, data_root=data_root)
+df = run.collect()
 write_table(df, spec, profile, results_root, columns=spec.columns(), note=spec.note(df))
 df[spec.columns()]

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -22,11 +24,20 @@
 profile = "smoke"
 results_root = None
 data_root = None
+seeds = [0]  # one cell per seed
+steps = None  # training steps; None: the profile's
 
 # %%
-from attnflow_core.repro import collect, results_dir, write_table
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
 
-df = collect("table2_mnist", profile, results_root=results_root, data_root=data_root)
+run = table_run("table2_mnist", globals())
+results_root, data_root = run.results_root, run.data_root
+
+# %%
+from attnflow_core.repro import results_dir, write_table
+
+df = run.collect()
 cols = ["label", "paper_setting", "levels", "steps", "hidden", "params_M", "paper_params_M", "bpd", "bpd_sem",
         "paper_bpd", "convention", "image_shape", "dataset", "train_steps", "train_seconds", "hardware", "profile", "note"]
 write_table(df, "table2_mnist", profile, results_root, columns=cols,

@@ -28,12 +28,21 @@
 profile = "smoke"
 results_root = None
 data_root = None
+seeds = None  # one cell per seed; None: each cell's own seed
+steps = None  # training steps; None: the profile's
 
 # %%
-from attnflow_core.repro import collect, get_table, results_dir, write_table
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("table3_cifar10", globals())
+results_root, data_root = run.results_root, run.data_root
+
+# %%
+from attnflow_core.repro import get_table, results_dir, write_table
 
 spec = get_table("table3_cifar10")
-ours = collect(spec, profile, results_root=results_root, data_root=data_root)
+ours = run.collect()
 df = spec.assemble(ours, profile)
 write_table(df, spec, profile, results_root, columns=spec.columns(), note=spec.note(df, profile))
 df[spec.columns()]

@@ -25,13 +25,22 @@
 profile = "smoke"
 results_root = None
 data_root = None
+seeds = None  # one cell per seed; None: each cell's own seed
+steps = None  # training steps; None: the profile's
 
 # %%
-from attnflow_core.repro import collect, get_table, results_dir, write_table
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("table4_celeba_sr", globals())
+results_root, data_root = run.results_root, run.data_root
+
+# %%
+from attnflow_core.repro import get_table, results_dir, write_table
 
 spec = get_table("table4_celeba_sr")
 name = spec.name
-ours = collect(spec, profile, results_root=results_root, data_root=data_root)
+ours = run.collect()
 table = spec.assemble(ours)
 write_table(table, spec, profile, results_root, columns=spec.columns(), note=spec.note(ours))
 table[spec.columns()]

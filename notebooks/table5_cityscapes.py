@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -25,15 +27,24 @@
 profile = "smoke"
 results_root = None
 data_root = None
+seeds = None  # one cell per seed; None: each cell's own seed
+steps = None  # training steps; None: the profile's
+
+# %%
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("table5_cityscapes", globals())
+results_root, data_root = run.results_root, run.data_root
 
 # %%
 import numpy as np
 import pandas as pd
-from attnflow_core.repro import collect, get_table, results_dir, write_table
+from attnflow_core.repro import get_table, results_dir, write_table
 from attnflow_core.repro.tables.table5_cityscapes import plot_translation
 
 spec = get_table("table5_cityscapes")
-trained = collect("table5_cityscapes", profile, results_root=results_root, data_root=data_root)
+trained = run.collect()
 df = pd.concat([pd.DataFrame(spec.paper_only_rows()), trained.astype(object)], ignore_index=True)
 df = df.where(df.notna(), "")  # paper-only rows have no configuration or run of ours
 cols = ["label", "paper_setting", "levels", "steps", "hidden", "heads", "params", "params_M", "paper_params_M",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -26,15 +28,24 @@
 profile = "smoke"
 results_root = None
 data_root = None
+seeds = None  # one cell per seed; None: each cell's own seed
+steps = None  # training steps; None: the profile's
+
+# %%
+# an undeclared parameter (a typo) is an error; a grid other than the one above writes into its own root
+from attnflow_core.repro import table_run
+
+run = table_run("table_contractive", globals())
+results_root, data_root = run.results_root, run.data_root
 
 # %%
 from attnflow_core.core.io import write_text
-from attnflow_core.repro import collect, results_dir, write_table
+from attnflow_core.repro import results_dir, write_table
 from attnflow_core.repro.contractive_plots import (
     awgn_table, convergence_summary, plot_awgn, plot_training_curves, reference_parameter_counts)
 
 out = results_dir(profile, results_root)
-df = collect("table_contractive", profile, results_root=results_root, data_root=data_root)
+df = run.collect()
 cols = ["label", "convention", "image_shape", "params", "bpd", "bpd_sem", "bpd_unbiased", "paper_bpd", "paper_source",
         "estimator_std", "lip_certified_max", "lip_measured_max", "recon_err", "train_steps", "train_seconds",
         "hardware", "profile", "note"]

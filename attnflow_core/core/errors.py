@@ -49,3 +49,8 @@ class MetricError(AttnflowError, ValueError):
 class FeatureNetworkError(AttnflowError, RuntimeError):
     """A feature network (the Inception used by FID / KID / IS) is missing, fails its checksum or cannot
     be fetched; the message says which file was looked for and how to install it."""
+
+
+class ParameterError(AttnflowError, ValueError):
+    """A notebook or driver parameter that the notebook does not declare (a typo), or a value that cannot be
+    read as the declared parameter's type; the message lists the declared names."""

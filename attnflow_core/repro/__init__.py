@@ -1,11 +1,12 @@
 """The reproduction pipeline: table specs, the cell runner, the papermill driver, plots, provenance.
 
 Belongs here: one spec module per table in ``repro/tables`` (what to train, how to evaluate, how a
-row looks), the cell runner, the driver (``python -m attnflow_core.repro``), the results index, plots
-and provenance (code hash, commit, hardware). It imports everything above it; nothing imports it.
+row looks), the notebook parameters (the grids), the cell runner and its worker processes, the driver
+(``python -m attnflow_core.repro``), the results index, plots and provenance (code hash, commit, hardware). It imports everything above it; nothing imports it.
 """
 from . import tables  # noqa: F401  (registers every table)
-from .cells import collect, load_cell, run_cell
+from .cells import Interrupted, collect, load_cell, run_cell
+from .params import TableRun, declared_parameters, table_run
 from .paths import PROFILES, default_results_root, repo_root, results_dir
 from .provenance import code_hash, git_commit, hardware_label
 from .report import write_table
@@ -17,6 +18,6 @@ def get_table(name: str) -> TableSpec:
     return TABLES[name]
 
 
-__all__ = ["collect", "load_cell", "run_cell", "write_table", "PROFILES", "default_results_root", "repo_root",
+__all__ = ["Interrupted", "TableRun", "declared_parameters", "table_run", "collect", "load_cell", "run_cell", "write_table", "PROFILES", "default_results_root", "repo_root",
            "results_dir", "code_hash", "git_commit", "hardware_label", "TABLES", "CellContext", "CellData",
            "NotebookSpec", "TableSpec", "cell_key", "register_table", "get_table"]

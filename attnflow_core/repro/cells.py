@@ -3,14 +3,17 @@
 A cell's result is ``results/<profile>/cells/<key>.json``, keyed by the cell's identity
 (:func:`~attnflow_core.repro.spec.cell_key`) and stamped with the code hash
 (:func:`~attnflow_core.repro.provenance.code_hash`), so a rerun reuses a cell only if neither changed.
-Tables and figures are built from cells, so a grid can be (re)run one cell at a time.
+Tables and figures are built from cells, so a grid can be (re)run one cell at a time. Checkpoints live in
+``<results_root>/_runs/<profile>/<key>-<code hash>/`` (:func:`~attnflow_core.repro.paths.runs_dir`).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -18,6 +21,7 @@ import torch
 from ..core.errors import NonFiniteError
 from ..core.io import write_json
 from ..models.registry import build_model, config_to_dict, make_config
+from ..training.config import TrainConfig
 from ..training.trainer import fit
 from .paths import results_dir, runs_dir
 from .provenance import code_hash, git_commit, machine_record
@@ -28,29 +32,65 @@ def _table(table: str | TableSpec) -> TableSpec:
     return table if isinstance(table, TableSpec) else TABLES[table]
 
 
-def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None) -> dict | None:
-    """The cached record of a cell, or ``None`` if there is none for the current code."""
-    path = results_dir(profile, results_root) / "cells" / f"{cell_key(spec)}.json"
+def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
+              reuse_from: str | os.PathLike | None = None) -> dict | None:
+    """The cached record of a cell, or ``None`` if there is none for the current code. With ``reuse_from``
+    (the canonical root of a variant grid's root), a current record found there is copied in, with the
+    files named after the cell (sample grids), instead of training the same cell again."""
+    key = cell_key(spec)
+    path = results_dir(profile, results_root) / "cells" / f"{key}.json"
     if not path.exists():
-        return None
+        if reuse_from is None or load_cell(spec, profile, reuse_from) is None:
+            return None
+        src, dst = results_dir(profile, reuse_from), results_dir(profile, results_root)
+        for f in sorted(src.rglob(f"*{key}*")):
+            rel = f.relative_to(src)
+            if f.is_file() and rel.parts[0] not in ("executed", "logs"):
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst / rel)
     rec = json.loads(path.read_text())
     return rec if rec.get("code_hash") == code_hash() else None
 
 
+class Interrupted(Exception):
+    """Training of a cell stopped on request (Ctrl-C); its checkpoint is saved and no record written."""
+
+
 def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike | None = None,
-             data_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate one cell of its table (``spec["table"]``), write its JSON record and return it."""
-    if not force:
+             data_root: str | os.PathLike | None = None, force: bool = False, progress: bool = True,
+             rerun: bool = False, device: str | None = None,
+             on_step: Callable[[int, int, float], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Train and evaluate one cell of its table (``spec["table"]``), write its JSON record and return it.
+
+    A current record is returned as it is unless ``rerun`` or ``force``; training resumes from the cell's
+    checkpoint unless ``force`` (which starts it afresh). ``device`` overrides the spec's training device
+    without changing the cell's key (the record states the device). ``on_step(step, steps, loss)`` reports
+    progress; once ``should_stop()`` is true, training stops at the next step, saves its checkpoint and
+    :class:`Interrupted` is raised."""
+    if not (force or rerun):
         done = load_cell(spec, profile, results_root)
         if done is not None:
             return done
     table = TABLES[spec["table"]]
     out = results_dir(profile, results_root)
     key = cell_key(spec)
-    if table.is_measured(spec):
+    if "train" not in spec:  # measured (a benchmark, real data), not trained
         return _measure_cell(table, spec, profile, key, out, data_root)
     data = table.load_data(spec, profile, None if data_root is None else str(data_root))
-    tcfg = table.train_config(spec)
+    tcfg = TrainConfig(**spec["train"])
+    if device is not None:
+        tcfg.device = device
+    stop = {"asked": False}
+
+    def step_hook(step: int, loss: float) -> None:
+        if on_step is not None:
+            on_step(step, tcfg.steps, loss)
+        if should_stop is not None and should_stop():
+            # the trainer ends its loop at an exhausted time budget and saves its checkpoint;
+            # the budget is a run-only field, so the checkpoint's identity is unchanged
+            stop["asked"] = True
+            tcfg.time_budget_s = 0.0
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
     chash = code_hash()
     run_dir = runs_dir(profile, results_root) / f"{key}-{chash}"
@@ -62,7 +102,8 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
     try:
         result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                      identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
-                     hooks=[*model.training_hooks(tcfg.steps), *table.hooks(model, spec)], progress=progress)
+                     hooks=[*model.training_hooks(tcfg.steps)], progress=progress,
+                     on_step=step_hook)
     except NonFiniteError as exc:
         if not table.record_divergence:
             raise
@@ -74,6 +115,9 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
                   "history": [], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         write_json(out / "cells" / f"{key}.json", record)
         return record
+    if stop["asked"]:
+        raise Interrupted(f"stopped after {result.steps_done} of {tcfg.steps} steps; "
+                          f"checkpoint {run_dir / 'checkpoint.pt'}")
     ctx = CellContext(table, spec, key, profile, out)
     metrics: dict[str, Any] = {}
     for ev in table.evaluators(spec):
@@ -108,14 +152,16 @@ def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str
 
 
 def collect(table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
-            run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True):
-    """A DataFrame with one row per cell of ``table`` (running missing cells if asked)."""
+            run_missing: bool = True, data_root: str | os.PathLike | None = None, progress: bool = True,
+            grid: dict[str, Any] | None = None, reuse_from: str | os.PathLike | None = None):
+    """A DataFrame with one row per cell of ``table`` at ``grid`` (default: its notebook's declared grid),
+    running missing cells if asked (``reuse_from``: see :func:`load_cell`)."""
     import pandas as pd
 
     t = _table(table)
     rows = []
-    for spec in t.cells(profile):
-        rec = load_cell(spec, profile, results_root)
+    for spec in t.cells(profile, **(grid or {})):
+        rec = load_cell(spec, profile, results_root, reuse_from=reuse_from)
         if rec is None:
             if not run_missing:
                 raise FileNotFoundError(f"cell {spec['label']!r} of {t.name} ({profile}) has no result yet")

@@ -34,4 +34,9 @@ def write_index(results_root: Path) -> None:
         lines += ["", f"Per-cell records (configuration, history, timing, hardware, code hash): `{profile}/cells/` "
                       f"({n_cells} files); sample grids: `{profile}/samples/`; executed notebooks: "
                       f"`{profile}/executed/`.", ""]
+    variants = sorted(p.name for p in (results_root / "_variants").glob("*") if p.is_dir())
+    if variants:
+        lines += ["## Non-default grids", "", "Runs with other notebook parameters (`--set`, `papermill -p`), each in "
+                  "its own results root; not the canonical tables above:", ""]
+        lines += [f"- [`{v}`](_variants/{v}/)" for v in variants] + [""]
     write_text(results_root / "README.md", "\n".join(lines) + "\n")

@@ -55,5 +55,6 @@ def results_dir(profile: str, results_root: str | os.PathLike | None = None) -> 
 
 
 def runs_dir(profile: str, results_root: str | os.PathLike | None = None) -> Path:
-    """Checkpoints of training runs: ``runs/<profile>`` beside the results root (git-ignored)."""
-    return results_dir(profile, results_root).parent.parent / "runs" / profile
+    """Checkpoints of training runs: ``<results_root>/_runs/<profile>``, inside the chosen results root
+    (``results/_runs`` is git-ignored), so a run into a temporary root leaves nothing elsewhere."""
+    return results_dir(profile, results_root).parent / "_runs" / profile

@@ -3,10 +3,13 @@
 The code hash covers every module of the package that decides numbers: all of ``attnflow_core``
 except an explicit list of modules that only present or drive (:data:`NON_NUMERIC`). A new module is
 therefore covered the moment it exists. It is one hash for the whole package (not one per table), so
-a cell that two tables share has one valid record.
+a cell that two tables share has one valid record. It hashes each module's syntax tree without its
+docstrings (:func:`module_fingerprint`), so a docstring, a comment or a reformatting keeps every cached
+cell, while any change of code (a constant, an operator, a default) invalidates them.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import platform
 import re
@@ -23,7 +26,7 @@ NON_NUMERIC = (
     "reproduce.py", "train.py",  # deprecated shims
     "testing.py",  # contract checks for the test suite
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
-    "repro/driver.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
+    "repro/driver.py", "repro/workers.py", "repro/params.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",
     "repro/report.py",  # writes finished tables (csv, markdown header)
     "repro/sr_plots.py",
     "repro/contractive_plots.py",  # figures and summaries of table_contractive, built from finished cells
@@ -39,14 +42,35 @@ def numeric_files() -> list[Path]:
                         for n in NON_NUMERIC)]
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """``tree`` without the docstrings of its module, classes and functions (a body left empty gets
+    ``pass``, which is what the docstring did at run time)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def module_fingerprint(source: str | bytes, filename: str = "<module>") -> str:
+    """What of a module decides numbers: ``ast.dump`` of its syntax tree without docstrings. Comments and
+    layout are not in the tree; line numbers are left out (``include_attributes=False``)."""
+    return ast.dump(_strip_docstrings(ast.parse(source, filename)), include_attributes=False)
+
+
 @lru_cache(maxsize=None)
 def code_hash() -> str:
-    """Hash of the modules that make the numbers: a cell is reused only if none of them changed."""
+    """Hash of the modules that make the numbers: a cell is reused only if none of them changed
+    (as code: their docstrings and comments do not count)."""
     h = hashlib.sha256()
     root = package_root()
     for p in numeric_files():
         h.update(p.relative_to(root).as_posix().encode())
-        h.update(p.read_bytes())
+        h.update(b"\0")
+        h.update(module_fingerprint(p.read_bytes(), str(p)).encode())
+        h.update(b"\0")
     return h.hexdigest()[:12]
 
 

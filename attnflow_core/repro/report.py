@@ -5,12 +5,16 @@ formatting here does not invalidate cached cells.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import time
+from pathlib import Path
 from typing import Any
 
-from ..core.io import write_text
+from ..core.io import write_json, write_text
 from .paths import results_dir
+from .provenance import code_hash, git_commit
 from .spec import TABLES, TableSpec
 
 
@@ -36,7 +40,8 @@ def _values(df, col: str) -> str:
 
 def write_table(df, table: str | TableSpec, profile: str, results_root: str | os.PathLike | None = None,
                 columns: list[str] | None = None, note: str = "") -> tuple[Any, Any]:
-    """Write ``<table>.csv`` and ``<table>.md`` (with provenance) atomically."""
+    """Write ``<table>.csv``, ``<table>.md`` (with a provenance header) and ``<table>.provenance.json`` (the cell
+    records it was built from, each with its ``finished`` stamp) atomically."""
     t = table if isinstance(table, TableSpec) else TABLES[table]
     out = results_dir(profile, results_root)
     csv_path, md_path = out / f"{t.name}.csv", out / f"{t.name}.md"
@@ -47,7 +52,50 @@ def write_table(df, table: str | TableSpec, profile: str, results_root: str | os
               f"training steps {_values(df, 'train_steps')}; hardware {_values(df, 'hardware')}; "
               f"code hash {_values(df, 'code_hash')}.\n"
               f"Columns `paper_*` are the paper's numbers, shown beside ours, never in place of them.\n")
+    if "_variants" in out.parts:  # a grid other than the notebook's declared one (params.variant_root)
+        header += f"\n**A non-default grid** ({out.parent.name}): not the canonical table.\n"
     if profile == "smoke":
         header += "\n" + t.smoke_note + "\n"
+    cells = _cells_used(df, out)
+    header += f"Built {time.strftime('%Y-%m-%d %H:%M:%S')} from {len(cells)} cell record(s): `{t.name}.provenance.json`.\n"
     write_text(md_path, header + ("\n" + note + "\n" if note else "") + "\n" + view.to_markdown(index=False) + "\n")
+    write_json(provenance_path(out, t.name), {"table": t.name, "profile": profile, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                              "commit": git_commit(), "code_hash": code_hash(), "cells": cells})
     return csv_path, md_path
+
+
+def provenance_path(out: Path, table: str) -> Path:
+    return out / f"{table}.provenance.json"
+
+
+def _record(out: Path, key: str) -> dict[str, Any] | None:
+    path = out / "cells" / f"{key}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _cells_used(df, out: Path) -> dict[str, dict[str, Any]]:
+    """The records behind a table's rows (its ``key`` column), with what identifies each version of them."""
+    keys = [k for k in dict.fromkeys(df["key"]) if isinstance(k, str) and k] if "key" in df else []
+    used = {}
+    for k in keys:
+        rec = _record(out, k)
+        if rec is not None:
+            used[k] = {"label": rec.get("label"), "finished": rec.get("finished"), "code_hash": rec.get("code_hash"),
+                       "commit": rec.get("commit")}
+    return used
+
+
+def stale_tables(profile: str, results_root: str | os.PathLike | None = None) -> dict[str, list[str]]:
+    """Tables whose cell records changed (rerun, or removed) since the table was built: name -> cell labels.
+    A cell shared by two tables and rerun for one leaves the other stale until it is rebuilt."""
+    out = results_dir(profile, results_root)
+    stale = {}
+    for name in TABLES:
+        path = provenance_path(out, name)
+        if not path.exists():
+            continue
+        changed = [c.get("label") or k for k, c in json.loads(path.read_text()).get("cells", {}).items()
+                   if (rec := _record(out, k)) is None or rec.get("finished") != c.get("finished")]
+        if changed:
+            stale[name] = changed
+    return stale

@@ -7,10 +7,13 @@ A *cell* is one trained-and-evaluated model, described by a JSON-friendly dict (
 asks the table spec for the data, the objective, the training hooks and the **evaluators** of a cell,
 so a new table brings its own metrics (bits/dim today; FID, PSNR, conditional bits/dim tomorrow)
 without touching the runner. Tables register themselves in :data:`TABLES` when their module is
-imported; the driver runs them in ``order``.
+imported; the driver runs them in ``order``. A table's grid (which heads, positions, seeds, steps) is
+not here but in its notebook's parameters cell (:mod:`~attnflow_core.repro.params`): :meth:`TableSpec.cells`
+reads it and :meth:`TableSpec.build` turns its values into cells.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Callable
@@ -23,7 +26,6 @@ from torch import Tensor, nn
 from ..core.errors import AttnflowError
 from ..core.registry import Registry
 from ..data.batches import BatchSource
-from ..training.config import TrainConfig
 
 # the spec keys that decide a cell's numbers (and so its cache key); labels and paper columns do not
 IDENT_KEYS = ("dataset", "convention", "data", "model", "train", "evaluators")
@@ -65,18 +67,28 @@ class TableSpec:
     description: str = ""
     order: int = 100
     has_cells: bool = True
-    trains: bool = True  # False: a cell is a measurement (a benchmark), made by :meth:`measure`, not trained
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
     # True: a cell whose training diverges (NonFiniteError) is recorded as a result ("diverged": reason)
     # instead of failing the table -- for tables that reproduce published methods that can diverge
     record_divergence: bool = False
 
     # -- the grid -----------------------------------------------------------------------------
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def cells(self, profile: str, **grid: Any) -> list[dict[str, Any]]:
+        """The cells of ``profile`` for the grid of the table notebook's parameters cell, with ``grid``
+        overriding it (an undeclared name is an error). ``seeds`` and ``steps`` are the schedule, applied
+        to every trained cell; the other names are the table's own axes, passed to :meth:`build`."""
+        from .params import resolve_grid
+
+        full, _ = resolve_grid(self.name, grid)
+        seeds, steps = full.pop("seeds", None), full.pop("steps", None)
+        return apply_schedule(self.build(profile, **full), seeds, steps)
+
+    def build(self, profile: str, **axes: Any) -> list[dict[str, Any]]:
+        """The cells of ``profile`` at the given values of the table's own grid axes."""
         raise NotImplementedError
 
-    def find_cell(self, profile: str, label_or_index: str | int) -> dict[str, Any]:
-        cells = self.cells(profile)
+    def find_cell(self, profile: str, label_or_index: str | int, **grid: Any) -> dict[str, Any]:
+        cells = self.cells(profile, **grid)
         if isinstance(label_or_index, int) or str(label_or_index).isdigit():
             i = int(label_or_index)
             if not 0 <= i < len(cells):
@@ -95,58 +107,60 @@ class TableSpec:
     def load_data(self, spec: dict[str, Any], profile: str, data_root: str | None) -> CellData:
         raise NotImplementedError
 
-    def train_config(self, spec: dict[str, Any]) -> TrainConfig:
-        return TrainConfig(**spec["train"])
-
     def objective(self, spec: dict[str, Any]) -> Callable | None:
         """``objective(model, batch) -> loss``; ``None``: mean bits/dim."""
         return None
 
-    def hooks(self, model: nn.Module, spec: dict[str, Any]) -> list[Callable]:
-        """Extra hooks ``hook(step, model, optimizer)`` after every optimiser step, besides the model's own
-        ``training_hooks`` (which the cell runner always runs)."""
-        return []
-
     def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:
         raise NotImplementedError
 
-    def is_measured(self, spec: dict[str, Any]) -> bool:
-        """Whether a cell is measured by :meth:`measure` instead of trained (default: ``not trains``)."""
-        return not self.trains
-
     def measure(self, spec: dict[str, Any], ctx: CellContext, data_root: str | None) -> dict[str, Any]:
-        """The numbers of a cell that is not trained (a benchmark, the scores of real data), cached in
-        the cell's record like a trained cell's metrics."""
+        """The numbers of a cell without ``train`` (a benchmark, the scores of real data): it is measured, not
+        trained, and cached in its record like a trained cell's metrics."""
         raise NotImplementedError
 
     def row(self, spec: dict[str, Any], record: dict[str, Any]) -> dict[str, Any] | list[dict[str, Any]]:
         """The table row (or rows) of a cell, from its spec and its result record."""
         raise NotImplementedError
 
-    # -- the notebook ------------------------------------------------------------------------------
-    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
-        """Papermill parameters of the table's notebook (``common`` has profile, results_root, data_root)."""
-        return dict(common)
-
+    # -- the notebook (its parameters are the ones its parameters cell declares) ----------------
     def outputs(self, out_dir: Path) -> list[Path]:
         """The files in a profile's folder that this table wrote (for the results index)."""
         return sorted(p for p in out_dir.glob(f"{self.name}*") if p.is_file())
 
 
 class NotebookSpec(TableSpec):
-    """A notebook with no grid cells (a walkthrough, a benchmark); ``params`` names what it takes."""
+    """A notebook with no grid cells (a walkthrough, a benchmark)."""
 
     has_cells = False
-    params: tuple[str, ...] = ("profile", "results_root")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def cells(self, profile: str, **grid: Any) -> list[dict[str, Any]]:
         return []
-
-    def notebook_params(self, common: dict[str, Any]) -> dict[str, Any]:
-        return {k: common[k] for k in self.params if k in common}
 
 
 TABLES: Registry[TableSpec] = Registry("table")
+
+
+def apply_schedule(specs: list[dict[str, Any]], seeds: list[int] | None, steps: int | None) -> list[dict[str, Any]]:
+    """Every trained cell once per seed (``train.seed``; the label says the seed where it is not the cell's
+    own), with ``train.steps = steps`` unless ``steps`` is ``None`` (the profile's). Measured cells (no
+    ``train``) are left as they are."""
+    if seeds is not None and not isinstance(seeds, (list, tuple)):
+        seeds = [seeds]
+    out = []
+    for spec in specs:
+        if "train" not in spec:
+            out.append(spec)
+            continue
+        for seed in seeds if seeds is not None else [spec["train"].get("seed", 0)]:
+            s = copy.deepcopy(spec)
+            if seed != spec["train"].get("seed", 0) or (seeds is not None and len(seeds) > 1):
+                s["label"] = f"{spec['label']} seed={seed}"
+            s["train"]["seed"] = int(seed)
+            if steps is not None:
+                s["train"]["steps"] = int(steps)
+            out.append(s)
+    return out
 
 
 def register_table(spec: TableSpec) -> TableSpec:

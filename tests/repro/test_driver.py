@@ -42,20 +42,135 @@ def test_failed_notebook_leaves_results_and_exits_nonzero(tmp_path, monkeypatch)
     assert info["threads_per_cell"] == 1
 
 
-def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, monkeypatch):
-    # the kernels run in notebooks/: a relative --data-root / --results-root must reach them absolute
+@pytest.fixture
+def dry_driver(monkeypatch):
+    """The driver with cell training and notebooks replaced by recorders: (jobs, notebooks) it asked for."""
     from attnflow_core.repro import driver
 
-    seen = []
-    monkeypatch.setattr(driver, "_execute", lambda name, params, *a: seen.append(params) or None)
+    seen = {"jobs": [], "notebooks": []}
+
+    def run_cells(jobs, n, threads, log):
+        seen["jobs"] += jobs
+        return [{"status": "done", "seconds": 0.0} for _ in jobs]
+
+    monkeypatch.setattr(driver, "run_cells", run_cells)
+    monkeypatch.setattr(driver, "_execute", lambda name, params, *a: seen["notebooks"].append((name, params)) or None)
     monkeypatch.setattr(driver, "write_index", lambda root: None)
+    return driver, seen
+
+
+def test_driver_resolves_relative_paths_before_the_notebooks_see_them(tmp_path, monkeypatch, dry_driver):
+    # the kernels run in notebooks/: a relative --data-root / --results-root must reach them absolute
+    driver, seen = dry_driver
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     assert driver.main(["--profile", "smoke", "--only", "ablation_heads", "--cell", "0", "--data-root", "data",
                         "--results-root", "res"]) == 0
-    cell, table = seen
-    assert cell["data_root"] == str(tmp_path / "data") and cell["results_root"] == str(tmp_path / "res")
-    assert cell["threads"] == 1 and table["results_root"] == str(tmp_path / "res")
+    (job,) = seen["jobs"]
+    (name, table), = seen["notebooks"]
+    assert job["data_root"] == str(tmp_path / "data") and job["results_root"] == str(tmp_path / "res")
+    assert table["results_root"] == str(tmp_path / "res") and table["data_root"] == str(tmp_path / "data")
+    # --cell reruns its cell, resuming the checkpoint: only --force starts afresh
+    assert job["rerun"] and not job["force"]
+
+
+def test_a_rerun_shared_cell_rebuilds_every_table_that_uses_it(tmp_path, dry_driver, capsys):
+    from attnflow_core.repro import TABLES, cell_key
+    from attnflow_core.repro.provenance import code_hash
+
+    driver, seen = dry_driver
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    positions = [cell_key(s) for s in TABLES["ablation_positions"].cells("smoke")]
+    (out / "ablation_positions.csv").write_text("built earlier\n")
+    # iMap at pos-4 with the checkerboard mask is cell 3 of the mask ablation and a cell of the positions one;
+    # while other cells of the positions table have no record, it is named, not rebuilt (that would train them)
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
+    (job,) = seen["jobs"]
+    assert cell_key(job["spec"]) in positions
+    assert [n for n, _ in seen["notebooks"]] == ["ablation_masks"]
+    assert "[ablation_positions] shares 1 rerun cell(s), but 7 of its other cells" in capsys.readouterr().out
+    for k in positions:
+        (out / "cells" / f"{k}.json").write_text(json.dumps({"code_hash": code_hash()}))
+    seen["jobs"].clear(), seen["notebooks"].clear()
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
+    assert [n for n, _ in seen["notebooks"]] == ["ablation_positions", "ablation_masks"]
+    info = json.loads((out / "partial_runs.jsonl").read_text().splitlines()[-1])
+    assert info["rebuilt_shared"] == ["ablation_positions"]
+
+
+def test_a_table_built_from_records_that_changed_since_is_stale(tmp_path):
+    import pandas as pd
+
+    from attnflow_core.repro import write_table
+    from attnflow_core.repro.report import stale_tables
+
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    (out / "cells" / "k1.json").write_text(json.dumps({"label": "one", "finished": "t1"}))
+    df = pd.DataFrame([{"key": "k1", "bpd": 1.0}])
+    write_table(df, "ablation_heads", "smoke", tmp_path)
+    prov = json.loads((out / "ablation_heads.provenance.json").read_text())
+    assert prov["cells"]["k1"]["finished"] == "t1" and "1 cell record" in (out / "ablation_heads.md").read_text()
+    assert stale_tables("smoke", tmp_path) == {}
+    (out / "cells" / "k1.json").write_text(json.dumps({"label": "one", "finished": "t2"}))  # rerun elsewhere
+    assert stale_tables("smoke", tmp_path) == {"ablation_heads": ["one"]}
+
+
+def test_set_runs_another_grid_into_its_own_root(tmp_path, dry_driver, capsys):
+    driver, seen = dry_driver
+    assert driver.main(["--only", "ablation_heads", "--set", "heads=2,4", "--set", "steps=50",
+                        "--results-root", str(tmp_path)]) == 0
+    roots = {j["results_root"] for j in seen["jobs"]}
+    assert len(seen["jobs"]) == 2 and len(roots) == 1
+    (root,) = roots
+    assert root.startswith(str(tmp_path / "_variants" / "ablation_heads-"))
+    assert [j["spec"]["model"]["heads"] for j in seen["jobs"]] == [2, 4]
+    (name, params), = seen["notebooks"]  # the notebook gets the grid and resolves the same root itself
+    assert params["heads"] == [2, 4] and params["steps"] == 50 and params["results_root"] == str(tmp_path)
+    assert root in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        driver.main(["--only", "ablation_heads", "--set", "hedas=2", "--results-root", str(tmp_path)])
+    assert "hedas" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_the_resume_command(tmp_path, dry_driver, monkeypatch, capsys):
+    from attnflow_core.repro.workers import Interrupt
+
+    driver, seen = dry_driver
+
+    def interrupted(jobs, *a):
+        raise Interrupt()
+
+    monkeypatch.setattr(driver, "run_cells", interrupted)
+    args = ["--only", "ablation_heads", "--force", "--results-root", str(tmp_path)]
+    assert driver.main(args) == 130
+    out = capsys.readouterr().out
+    assert "Resume with:\n  python -m attnflow_core.repro --only ablation_heads --results-root" in out
+    assert not seen["notebooks"]
+
+
+def test_a_failed_cell_skips_its_tables_and_names_the_cell(tmp_path, dry_driver, monkeypatch):
+    driver, seen = dry_driver
+    monkeypatch.setattr(driver, "run_cells", lambda jobs, *a: [{"status": "failed", "message": "boom"} for _ in jobs])
+    assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 1
+    assert not seen["notebooks"]
+    info = json.loads((tmp_path / "smoke" / "partial_runs.jsonl").read_text().splitlines()[-1])
+    assert ["ablation_masks cell attention=imap-position=4-mask=checkerboard", "boom"] in info["failures"]
+
+
+def test_paper_cells_on_a_machine_without_a_gpu_need_device_cpu(tmp_path, dry_driver, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    driver, seen = dry_driver
+    with pytest.raises(SystemExit):
+        driver.main(["--profile", "paper", "--only", "ablation_heads", "--results-root", str(tmp_path)])
+    assert "--device cpu" in capsys.readouterr().err and not seen["jobs"]
+    assert driver.main(["--profile", "paper", "--only", "ablation_heads", "--device", "cpu",
+                        "--results-root", str(tmp_path)]) == 0
+    assert {j["device"] for j in seen["jobs"]} == {"cpu"}
 
 
 def test_paper_profile_specs_are_valid_configs():
@@ -158,3 +273,33 @@ def test_prune_keeps_current_cells_and_removes_stale_ones(tmp_path):
     assert (out / "cells" / f"{current}.json").exists() and (out / "samples" / f"{current}.png").exists()
     assert not (out / "cells" / "glow-old-config-deadbeef.json").exists()
     assert not (out / "samples" / "glow-old-config-deadbeef.png").exists()
+
+
+def test_a_variant_grid_reuses_the_cells_it_shares_with_the_declared_one(tmp_path, dry_driver):
+    from attnflow_core.repro import TABLES, cell_key
+    from attnflow_core.repro.provenance import code_hash
+
+    driver, seen = dry_driver
+    out = tmp_path / "smoke"
+    (out / "cells").mkdir(parents=True)
+    (out / "samples").mkdir()
+    for s in TABLES["ablation_positions"].cells("smoke"):  # the canonical records and sample grids
+        (out / "cells" / f"{cell_key(s)}.json").write_text(json.dumps({"code_hash": code_hash(), "label": s["label"]}))
+        (out / "samples" / f"{cell_key(s)}.png").write_bytes(b"png")
+    assert driver.main(["--only", "ablation_positions", "--set", "positions=4", "--set", "seeds=0,1",
+                        "--results-root", str(tmp_path)]) == 0
+    assert sorted((j["spec"]["model"]["attention"], j["spec"]["train"]["seed"]) for j in seen["jobs"]) == \
+        [("imap", 1), ("itrans", 1)]  # seed 0 at pos-4 is the declared grid's: copied, not trained
+    (variant,) = (tmp_path / "_variants").iterdir()
+    copied = {p.name for p in (variant / "smoke").rglob("*") if p.is_file()}
+    assert len([n for n in copied if n.endswith(".json")]) == 2 and len([n for n in copied if n.endswith(".png")]) == 2
+
+
+def test_a_walkthrough_with_other_parameters_writes_into_its_own_root(tmp_path, dry_driver):
+    driver, seen = dry_driver
+    assert driver.main(["--only", "jacobian_walkthrough", "--set", "seed=3", "--results-root", str(tmp_path)]) == 0
+    (name, params), = seen["notebooks"]
+    assert params["seed"] == 3 and params["results_root"].startswith(str(tmp_path / "_variants" / "jacobian_walkthrough-"))
+    seen["notebooks"].clear()
+    assert driver.main(["--only", "jacobian_walkthrough", "--results-root", str(tmp_path)]) == 0
+    assert seen["notebooks"][0][1]["results_root"] == str(tmp_path)

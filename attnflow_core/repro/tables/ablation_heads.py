@@ -9,7 +9,9 @@ class AblationHeads(Ablation):
     name = "ablation_heads"
     description = "Fig. 5 (right) / supp. Fig. 9: number of iTrans heads 1, 3, 5, 7"
     order = 40
-    grid = [dict(attention="itrans", position=4, heads=h) for h in (1, 3, 5, 7)]
+
+    def points(self, heads: list[int]) -> list[dict]:
+        return [dict(attention="itrans", position=4, heads=int(h)) for h in heads]
 
 
 SPEC = register_table(AblationHeads())

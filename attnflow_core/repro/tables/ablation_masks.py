@@ -10,9 +10,11 @@ class AblationMasks(Ablation):
     name = "ablation_masks"
     description = "§5 mask ablation: spatial, channel, random, spatial-channel checkerboard (iMap)"
     order = 50
-    grid = [dict(attention="imap", position=4, mask=m) for m in ("spatial", "channel", "random", "checkerboard")]
     paper_bpd = {"spatial": 0.99, "channel": 0.75, "random": 0.50, "checkerboard": 0.39}
     paper_key = "mask"
+
+    def points(self, masks: list[str]) -> list[dict]:
+        return [dict(attention="imap", position=4, mask=str(m)) for m in masks]
 
 
 SPEC = register_table(AblationMasks())

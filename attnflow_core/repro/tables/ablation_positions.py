@@ -12,7 +12,9 @@ class AblationPositions(Ablation):
     name = "ablation_positions"
     description = "Fig. 5 (left) / supp. Fig. 8: attention position pos-1..pos-4, iMap and iTrans"
     order = 30
-    grid = [dict(attention=a, position=p) for a in ("imap", "itrans") for p in (1, 2, 3, 4)]
+
+    def points(self, attentions: list[str], positions: list[int]) -> list[dict]:
+        return [dict(attention=str(a), position=int(p)) for a in attentions for p in positions]
 
 
 SPEC = register_table(AblationPositions())

@@ -1,6 +1,6 @@
 """Supplementary Table 1: what iMap and iTrans cost on top of the mARFlow backbone (CIFAR-10 rows).
 
-One cell, measured rather than trained (``trains = False``): the attention benchmark of
+One cell, measured rather than trained (it has no ``train``): the attention benchmark of
 :mod:`attnflow_core.repro.timing` for the three models of Table 3 (mARFlow; AttnFlow-iMap and -iTrans with
 the attention after the coupling, 5 iTrans heads), timed round-robin in one process. Its record is
 cached like any cell's, so the notebook (and nbval in CI) reuses it instead of timing again.
@@ -29,11 +29,10 @@ class SuppTable1(TableSpec):
     description = ("Supp. Table 1: training-step and per-image test-time cost of AttnFlow-iMap / -iTrans "
                    "relative to the mARFlow backbone (timed here, beside the paper's)")
     order = 70
-    trains = False
     smoke_note = ("**Smoke timings are not the paper's setting**: a tiny model on a shared CPU; ratios, not "
                   "absolute times, are what compare with the paper's, and even those depend on the scale.")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         scale = "smoke" if profile == "smoke" else "paper"
         sc = SCALES[scale]
         return [{"table": self.name, "label": f"attention timings ({scale} scale)", "scale": scale,
@@ -73,7 +72,7 @@ class SuppTable1(TableSpec):
                 "scale": spec["scale"], "dataset": "random 8-bit 3×32×32 (timing only)", "train_steps": "n/a",
                 "profile": rec["profile"], "hardware": rec["hardware"], "threads": rec["threads"],
                 "torch": rec["torch"], "commit": rec["commit"], "code_hash": rec["code_hash"],
-                "measured": rec["finished"],
+                "measured": rec["finished"], "key": rec["key"],
             })
         return rows
 

@@ -31,7 +31,7 @@ class Table2(MnistTable):
     description = "Table 2: MNIST bits/dim and parameter counts, Glow / mARFlow / AttnFlow-iMap / AttnFlow-iTrans"
     order = 20
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         cells = []
         rows = SMOKE_ROWS if profile == "smoke" else range(len(ROWS))
         for conv in ("padded", "standard"):

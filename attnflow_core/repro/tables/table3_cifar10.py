@@ -146,7 +146,7 @@ class Table3(TableSpec):
     order = 60
     smoke_note = SMOKE_NOTE
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         p = PROFILES[profile]
         cells = []
         for row in TRAINED:
@@ -175,9 +175,6 @@ class Table3(TableSpec):
                       "data": {"split": "test", "limit": quality["n_samples"]},
                       "evaluators": {"sample_quality": quality}, "paper": {}})
         return cells
-
-    def is_measured(self, spec: dict[str, Any]) -> bool:
-        return spec["family"] == "data"
 
     def measure(self, spec: dict[str, Any], ctx, data_root: str | None) -> dict[str, Any]:
         quality = SampleQuality(**spec["evaluators"]["sample_quality"])

@@ -95,7 +95,7 @@ class Table4(TableSpec):
     order = 80
     smoke_note = SMOKE_NOTE
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         s = PROFILE_SETTINGS[profile]
         cells = []
         for method, attention, L, K, p_params, p_ssim, p_psnr, p_lr, p_lpips in ROWS:

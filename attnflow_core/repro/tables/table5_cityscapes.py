@@ -129,7 +129,7 @@ class Table5(TableSpec):
     smoke_note = ("**Smoke numbers are not the paper's numbers and not Cityscapes**: a stand-in label → photo task "
                   f"({STANDIN_NOTE}), 32×32, tiny models, 150 steps. They show the pipeline runs end to end.")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         s = PROFILES[profile]
         out = []
         for method, att, L, K, p_params, p_bpd, paper_steps in TRAINED:

@@ -123,7 +123,7 @@ class ContractiveTable(TableSpec):
     smoke_note = ("**Smoke numbers are not the papers' numbers**: tiny models, 50 steps, 8×8 digits and a 3×8×8 "
                   "average-pooled CIFAR-10 subset. They show that the pipeline runs end to end.")
 
-    def cells(self, profile: str) -> list[dict[str, Any]]:
+    def build(self, profile: str) -> list[dict[str, Any]]:
         out = []
         for method, data_key, arch, attention, variant, paper, source in ROWS:
             spec = cell_spec(profile, method, data_key, arch, attention, variant)
