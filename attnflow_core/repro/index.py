@@ -1,4 +1,5 @@
-"""``results/README.md``: every table and figure, per profile, and how it was made."""
+"""``results/README.md``: every table and figure, per profile, and how it was made; the tables themselves
+are copied in, so the repository's README can link here instead of repeating (and staling) them."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,21 @@ from pathlib import Path
 from ..core.io import write_text
 from .paths import PROFILES
 from .spec import TABLES
+
+
+def _demoted(text: str, by: int = 3) -> list[str]:
+    """A table's Markdown with its headings moved ``by`` levels down, to sit under the profile's heading."""
+    return [("#" * by + line) if line.startswith("#") else line for line in text.splitlines()]
+
+
+def _tables(d: Path, tables: list) -> list[str]:
+    """Every Markdown table a profile's notebooks wrote, in table order: the index holds the tables."""
+    out: list[str] = []
+    for t in tables:
+        for o in t.outputs(d):
+            if o.suffix == ".md":
+                out += ["", *_demoted(o.read_text(encoding="utf-8").strip())]
+    return ["", "### The tables", *out] if out else []
 
 
 def write_index(results_root: Path) -> None:
@@ -31,6 +47,7 @@ def write_index(results_root: Path) -> None:
             links = ", ".join(f"[{o.name}]({profile}/{o.name})" for o in t.outputs(d)) or "—"
             lines.append(f"| `{t.name}` | {t.description} | {links} |")
         n_cells = len(list((d / "cells").glob("*.json"))) if (d / "cells").is_dir() else 0
+        lines += _tables(d, tables)
         lines += ["", f"Per-cell records (configuration, history, timing, hardware, code hash): `{profile}/cells/` "
                       f"({n_cells} files); sample grids: `{profile}/samples/`; executed notebooks: "
                       f"`{profile}/executed/`.", ""]
