@@ -5,8 +5,8 @@ The fixture ``tests/fixtures/engine_fingerprints.pt`` was recorded from the base
 refactor) by running this file as a script (``python tests/models/test_engine.py --write``); per family, at
 tiny sizes, seed 0: the state-dict keys, the initial weights and the weights after the data-dependent
 initialisation (as sha256 digests of their float64 bytes), ``log_prob`` of a fixed input, ``bits_per_dim``
-of fixed uint8 images with fixed noise, and ``sample(3, temperature=0.7)`` (with the condition, for the conditional families) from a fixed seed, all
-in float64. The test asserts ``torch.equal`` on every tensor.
+of fixed uint8 images with fixed noise, and ``sample(3, temperature=0.7)`` (with the condition, for the
+conditional families) from a fixed seed, and Full-Glow's left log p; all in float64. The test asserts ``torch.equal`` on every tensor.
 """
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def fingerprint(name: str) -> dict:
     with torch.no_grad():
         torch.manual_seed(3)
         out["log_prob"] = m.log_prob(x, c4)
+        # Full-Glow: the left Glow's log p of the label map too (the joint loss's other half)
+        out["joint_left"] = m.joint_log_prob(x, c4)[0] if hasattr(m, "joint_log_prob") else x.new_zeros(0)
         torch.manual_seed(4)
         out["bits_per_dim"] = m.bits_per_dim(x8, c4)
         c3 = _cond(m, 3, gen)
@@ -98,7 +100,7 @@ def test_family_is_bit_for_bit_the_recorded_model(name, recorded):
     for part in ("initial", "after_init"):
         for k in want["keys"]:
             assert got[part][k] == want[part][k], f"{part} weights differ: {k}"
-    for part in ("log_prob", "bits_per_dim", "sample"):
+    for part in ("log_prob", "joint_left", "bits_per_dim", "sample"):
         assert got[part].dtype == torch.float64
         assert torch.equal(got[part], want[part]), f"{part}: max diff {(got[part] - want[part]).abs().max()}"
 
