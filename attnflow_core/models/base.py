@@ -4,11 +4,13 @@ r"""What every density model of the package shares, and the multi-scale engine o
 ``log_prob(x, cond=None)`` (continuous ``x`` in model space), ``bits_per_dim(x_uint8, cond=None)``,
 ``sample(n, temperature, cond=None)``, ``to_uint8``, ``num_parameters``.
 
-:class:`MultiScaleFlow` -- ``L`` levels, each a :class:`~attnflow_core.core.FlowSequence`; after level
-``l`` the first ``keep[l]`` channels continue (the *context* of that level's prior) and the rest are
-factored out as the latent ``z_l`` with density ``priors[l](z_l | context, cond)``. ``keep[l] = 0``
-marks the top level (all of its output is the latent). The external ``cond`` reaches each layer through
-the model's :class:`~attnflow_core.models.conditioning.Conditioner`.
+:class:`MultiScaleFlow` -- the engine, built from a list of :class:`Level` descriptions (each: its
+:class:`~attnflow_core.core.FlowSequence`, the channels ``keep`` that continue, its prior); it infers
+every shape. After level ``l`` the first ``keep[l]`` channels continue (the *context* of that level's
+prior), the rest is the latent ``z_l`` with density ``priors[l](z_l | context)``; ``keep[l] = 0`` marks
+the top level (all of its output is latent). The external ``cond`` reaches each layer through the model's
+:class:`~attnflow_core.models.conditioning.Conditioner`; priors see only their context. Each family is a
+builder of its levels (:mod:`.multiscale`, :mod:`.srflow`, :mod:`.fullglow_parts`, :mod:`.resflow`).
 
 Data conventions: model space is ``[-0.5, 0.5]``; ``bits_per_dim`` takes ``b``-bit images (uint8 or
 integer-valued floats in 0..255: ``b = 8``; any other integer dtype only with its bit depth declared,
@@ -16,14 +18,16 @@ integer-valued floats in 0..255: ``b = 8``; any other integer dtype only with it
 :math:`\tilde x = (x + u)/2^b - 1/2`, :math:`u \sim U(0,1)^D`, and
 :math:`\mathrm{bpd} = -(\log p(\tilde x) - D \log 2^b) / (D \ln 2)`.
 
-Entry checks (every family inherits them; the conditional ones add their condition's checks through
-:meth:`DensityFlow._check_sample_cond`): ``sample(n)`` needs an integer ``n >= 1`` (or a condition batch in
-its place), a finite ``temperature >= 0`` and a condition of batch ``n``.
+One sampling signature for every family, ``sample(n, temperature=1.0, cond=None)``, with the entry checks
+(the conditional families add theirs through :meth:`DensityFlow._check_sample_cond`): an integer ``n >= 1``,
+a finite ``temperature >= 0``, a condition of batch ``n``. *Deprecated*, kept for old callers
+(``repro.tables.table5_cityscapes``): a conditional model's ``sample(cond, τ)``, one sample per condition.
 """
 from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,6 +37,8 @@ from ..core.checks import check_8bit, check_bit_depth, check_finite, check_image
 from ..core.errors import FlowError, NonFiniteError
 from ..core.layer import FlowLayer, FlowSequence
 from ..core.ops import count_parameters
+from ..flows.glow import Squeeze
+from ..priors import Prior
 from .conditioning import Conditioner, PooledConditioner
 
 
@@ -85,9 +91,9 @@ class DensityFlow(nn.Module):
         return t
 
     def _sample_args(self, n: Any, temperature: Any, cond: Any) -> tuple[int, float, Any]:
-        """The entry checks of :meth:`sample` (no tensor is read): ``n`` a positive integer, or, for a
-        conditional model, the condition batch itself (``sample(cond, τ)``); ``temperature`` finite and
-        ``>= 0``; ``cond``'s batch equal to ``n``. Returns ``(n, temperature, cond)``."""
+        """The entry checks of :meth:`sample` (no tensor is read): ``n`` a positive integer (or, deprecated,
+        for a conditional model, the condition batch itself); ``temperature`` finite and ``>= 0``;
+        ``cond``'s batch equal to ``n``. Returns ``(n, temperature, cond)``."""
         name = type(self).__name__
         if isinstance(n, Tensor) and self.cond_channels:
             if cond is not None:
@@ -107,9 +113,10 @@ class DensityFlow(nn.Module):
         return int(n), t, cond
 
     @torch.no_grad()
-    def sample(self, n: int | Tensor, temperature: float = 1.0, cond: Any = None) -> Tensor:
-        """``n`` samples in model space, drawn with latents scaled by ``temperature``; a conditional model
-        also takes ``sample(cond, temperature)`` (one sample per condition)."""
+    def sample(self, n: int, temperature: float = 1.0, cond: Any = None) -> Tensor:
+        """``n`` samples in model space (given ``cond``, a batch of ``n`` conditions, for a conditional
+        model), drawn with latents scaled by ``temperature``. Deprecated form, kept for old callers: a
+        conditional model's ``sample(cond, temperature)`` (one sample per condition)."""
         n, t, cond = self._sample_args(n, temperature, cond)
         return self._sample(n, t, cond)[1]
 
@@ -132,8 +139,12 @@ class DensityFlow(nn.Module):
         """Per-sample bits/dim of ``b``-bit images (``b = bits``, default 8): ``−(log p(x̃) − D log 2^b) / (D ln 2)``."""
         # subclasses' dequantize may predate ``bits``: pass it only when declared
         xm = self.dequantize(x, noise) if bits is None else self.dequantize(x, noise, bits=bits)
-        lp = self.log_prob(xm, cond) - self.dims * math.log(2.0 ** (8 if bits is None else bits))
-        return -lp / (self.dims * math.log(2.0))
+        return self.bits_from_log_prob(self.log_prob(xm, cond), self.dims, 8 if bits is None else bits)
+
+    @staticmethod
+    def bits_from_log_prob(lp: Tensor, dims: int, bits: int = 8) -> Tensor:
+        """``−(lp − D log 2^b) / (D ln 2)``: bits/dim of ``b``-bit data whose dequantised density is ``lp``."""
+        return -(lp - dims * math.log(2.0 ** bits)) / (dims * math.log(2.0))
 
     @staticmethod
     def to_uint8(x: Tensor) -> Tensor:
@@ -153,20 +164,56 @@ class DensityFlow(nn.Module):
         return self.log_prob(x, cond)
 
 
+@dataclass
+class Level:
+    """One level of a :class:`MultiScaleFlow`: its ``layers`` (typically squeeze → ``K`` steps), how many
+    channels ``keep`` continue after it (``0``: the top level, all of its output is latent; ``None``: no
+    split, all continue) and the ``prior`` of its factored-out latent (``None`` exactly when ``keep`` is)."""
+
+    layers: FlowSequence
+    keep: int | None = 0
+    prior: Prior | None = None
+
+
+def layer_output_shape(layer: nn.Module, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The per-sample shape a layer maps ``shape`` to: a :class:`~attnflow_core.flows.Squeeze` gives
+    ``(4C, H/2, W/2)``, a :class:`FlowSequence` composes its layers, every other layer keeps the shape."""
+    if isinstance(layer, Squeeze):
+        return 4 * shape[0], shape[1] // 2, shape[2] // 2
+    if isinstance(layer, FlowSequence):
+        for sub in layer.layers:
+            shape = layer_output_shape(sub, shape)
+    return shape
+
+
 class MultiScaleFlow(DensityFlow):
-    """The multi-scale engine (see the module docstring). Subclasses fill, in ``__init__``:
-    ``levels`` (ModuleList of FlowSequence), ``priors`` (ModuleList, ``None`` entries allowed where a
-    level factors nothing out), ``level_shapes`` (shape after each level's squeeze), ``latent_shapes``,
-    ``keep`` (channels that continue after each level; 0 = top), ``image_shape`` and ``conditioner``."""
+    """The multi-scale engine (see the module docstring), built from its :class:`Level` descriptions.
 
-    levels: nn.ModuleList
-    priors: nn.ModuleList
-    level_shapes: list[tuple[int, int, int]]
-    latent_shapes: list[tuple[int, int, int] | None]
-    keep: list[int]
-    _priors_use_cond = False  # set True in a subclass whose priors read the routed condition
+    It infers, running the shapes through each level's layers (:func:`layer_output_shape`),
+    ``level_shapes`` (each level's output, what the conditioner routes to), ``latent_shapes`` (``None``
+    where a level factors nothing out) and ``keep`` (0 = top; a level that does not split keeps all).
 
-    def _init_conditioning(self, cond_channels: int, conditioner: Conditioner | None) -> None:
+    References: the level loop of Dinh et al., "Density estimation using Real NVP", ICLR 2017 (§3.6).
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], levels: list[Level], cond_channels: int = 0,
+                 conditioner: Conditioner | None = None) -> None:
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.levels = nn.ModuleList([lv.layers for lv in levels])
+        self.priors = nn.ModuleList([lv.prior for lv in levels])
+        self.level_shapes, self.latent_shapes, self.keep = [], [], []
+        shape = self.image_shape
+        for i, lv in enumerate(levels):
+            c, h, w = shape = layer_output_shape(lv.layers, shape)
+            if (lv.keep == 0) != (i == len(levels) - 1) or (lv.keep is None) != (lv.prior is None) or not 0 <= (lv.keep or 0) < c:
+                raise FlowError(f"level {i + 1} of {len(levels)} ({c} channels) has keep={lv.keep} and prior "
+                                f"{type(lv.prior).__name__}: the top level (only) keeps 0, a split keeps 1..{c - 1} "
+                                f"channels, a level without a prior keeps all (keep=None)")
+            self.level_shapes.append(shape)
+            self.keep.append(c if lv.keep is None else lv.keep)
+            self.latent_shapes.append(None if lv.keep is None else (c - lv.keep, h, w))
+            shape = (lv.keep or c, h, w)
         self.cond_channels = cond_channels
         self.conditioner = conditioner if conditioner is not None else PooledConditioner()
 
@@ -198,24 +245,19 @@ class MultiScaleFlow(DensityFlow):
         return self._encode(x, self._encode_cond(cond))
 
     def _encode(self, x: Tensor, enc: Any) -> tuple[list[Tensor | None], list[Tensor | None], Tensor]:
-        logdet = x.new_zeros(x.shape[0])
+        logdet, h = x.new_zeros(x.shape[0]), x
         zs: list[Tensor | None] = []
         contexts: list[Tensor | None] = []
-        h = x
-        for lvl in range(len(self.levels)):
+        for lvl, keep in enumerate(self.keep):
             h, ld = self._level_forward(lvl, h, enc)
             logdet = logdet + ld
-            keep = self.keep[lvl]
-            if keep == 0:  # top level: everything is latent
-                zs.append(h)
-                contexts.append(None)
-            elif keep >= h.shape[1]:  # no split at this level
-                zs.append(None)
-                contexts.append(None)
-            else:
+            if 0 < keep < h.shape[1]:  # a split: the first keep channels go on, the rest is latent
                 h, z = h[:, :keep], h[:, keep:]
                 zs.append(z)
                 contexts.append(h)
+            else:  # the top level (keep = 0): all latent; a level that does not split: none
+                zs.append(None if keep else h)
+                contexts.append(None)
         return zs, contexts, logdet
 
     def decode(self, zs: list[Tensor | None], cond: Any = None) -> Tensor:
@@ -234,12 +276,15 @@ class MultiScaleFlow(DensityFlow):
     def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:
         """log p(x | cond) per sample, for continuous ``x`` in model space."""
         self._check_input(x, cond)
-        enc = self._encode_cond(cond)
-        zs, contexts, logdet = self._encode(x, enc)
-        lp = logdet
-        for lvl, (prior, z, ctx) in enumerate(zip(self.priors, zs, contexts)):
+        return self._log_prob(x, self._encode_cond(cond))
+
+    def _log_prob(self, x: Tensor, enc: Any) -> Tensor:
+        """:meth:`log_prob` with the condition already encoded: log|det| plus every prior's log density
+        of its latent given its context (priors see no routed condition)."""
+        zs, contexts, lp = self._encode(x, enc)
+        for prior, z, ctx in zip(self.priors, zs, contexts):
             if z is not None:
-                lp = lp + prior.log_prob(z, ctx, self._route(enc, lvl, None) if self._priors_use_cond else None)
+                lp = lp + prior.log_prob(z, ctx)
         return lp
 
     # -- sampling ------------------------------------------------------------------------------
@@ -263,19 +308,13 @@ class MultiScaleFlow(DensityFlow):
         return zs, h
 
     def _draw(self, enc: Any, n: int, temperature: float) -> tuple[list[Tensor | None], Tensor]:
-        p = next(self.parameters())
-        zs: list[Tensor | None] = [p.new_empty(0)] * len(self.levels)
         top = len(self.levels) - 1
-        pc = (lambda lvl: self._route(enc, lvl, None)) if self._priors_use_cond else (lambda lvl: None)
-        zs[top] = self.priors[top].sample((n, *self.latent_shapes[top]), None, pc(top), temperature)
-        h = zs[top]
+        zs: list[Tensor | None] = [None] * len(self.levels)
+        zs[top] = h = self.priors[top].sample((n, *self.latent_shapes[top]), None, None, temperature)
         for lvl in reversed(range(len(self.levels))):
-            if lvl < top:
-                if self.latent_shapes[lvl] is None:
-                    zs[lvl] = None
-                else:
-                    zs[lvl] = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, pc(lvl), temperature)
-                    h = torch.cat([h, zs[lvl]], dim=1)
+            if lvl < top and self.latent_shapes[lvl] is not None:  # each split prior reads the kept half
+                zs[lvl] = self.priors[lvl].sample((n, *self.latent_shapes[lvl]), h, None, temperature)
+                h = torch.cat([h, zs[lvl]], dim=1)
             h = self._level_inverse(lvl, h, enc)
         return zs, h
 
@@ -283,8 +322,7 @@ class MultiScaleFlow(DensityFlow):
         """Re-run :meth:`decode` on ``zs`` in sampling order and name the first prior or layer whose output
         holds NaN/Inf (descending into plain :class:`FlowSequence` steps to name the sub-layer)."""
         bad = lambda t: not bool(torch.isfinite(t).all())  # noqa: E731
-        top = len(self.levels) - 1
-        n_levels = len(self.levels)
+        top, n_levels = len(self.levels) - 1, len(self.levels)
 
         def prior_msg(lvl: int) -> str:
             return (f"in the latents drawn by the prior of level {lvl + 1} of {n_levels} "

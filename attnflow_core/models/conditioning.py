@@ -3,7 +3,8 @@ r"""Conditioning: how a model turns its external ``cond`` into what each level a
 A conditional model holds one :class:`Conditioner`. Per forward (or inverse) pass the model calls
 ``encoded = conditioner.encode(cond)`` once, then ``conditioner.route(encoded, level, step, shape)``
 for every layer of every level (``step`` is the layer's index in the level's FlowSequence, the
-squeeze being 0 and the flow steps 1..K; ``step=None`` asks for what the level's prior sees). ``shape = (C, H, W)`` is the level's shape after
+squeeze being 0 and the flow steps 1..K; ``step=None`` would ask for what the level's prior sees, but the
+engine's priors see only their context, so it does not ask). ``shape = (C, H, W)`` is the level's shape after
 its squeeze. Routing is explicit: a conditioner decides, per level and per step, which tensor goes where.
 
 * :class:`PooledConditioner` (the default, no parameters): the raw ``cond`` average-pooled to each

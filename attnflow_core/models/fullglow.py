@@ -93,7 +93,7 @@ class FullGlow(GlowTower):
     conventions and the conditional bits/dim). The model *is* the right Glow; the left Glow lives in its
     conditioner (``model.left``) and is trained jointly through :meth:`joint_bits_per_dim`.
 
-    ``log_prob(photo, cond=label)`` is :math:`\log p(x_b \mid x_a)` per sample; ``sample(label, temperature)``
+    ``log_prob(photo, cond=label)`` is :math:`\log p(x_b \mid x_a)` per sample; ``sample(n, temperature, cond=label)``
     draws photos for a batch of label maps; ``encode`` / ``decode`` are exact inverses given the label.
 
     References: Sorkhei et al., "Full-Glow: Fully conditional Glow for more realistic image generation",
@@ -161,17 +161,15 @@ class FullGlow(GlowTower):
         super()._check_input(x, cond)
 
     # -- densities -----------------------------------------------------------------------------------
-    def _joint(self, x: Tensor, enc: LeftPass) -> tuple[Tensor, Tensor]:
-        zs, contexts, lp = self._encode(x, enc)
-        for prior, z, ctx in zip(self.priors, zs, contexts):
-            lp = lp + prior.log_prob(z, ctx)
-        return enc.log_prob, lp
-
     def joint_log_prob(self, x: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
         """``(log p(x_a), log p(x_b | x_a))`` per sample: the left Glow's density of the label map and the
         right Glow's conditional density of the photo (both continuous, in model space)."""
         self._check_input(x, cond)
         return self._joint(x, self._encode_cond(cond))
+
+    def _joint(self, x: Tensor, enc: LeftPass) -> tuple[Tensor, Tensor]:
+        """:meth:`joint_log_prob` with the label already encoded (the right Glow's density is the engine's)."""
+        return enc.log_prob, self._log_prob(x, enc)
 
     def log_prob(self, x: Tensor, cond: Any = None) -> Tensor:
         """:math:`\\log p(x_b \\mid x_a)` per sample (photo ``x`` in model space)."""
@@ -186,8 +184,8 @@ class FullGlow(GlowTower):
         xm = self.dequantize(x, noise, bits).to(dtype)
         cm = self.label_to_model(cond, noise).to(dtype)
         lp_a, lp_b = self.joint_log_prob(xm, cm)
-        bpd = lambda lp, d, b: -(lp - d * math.log(2.0 ** b)) / (d * math.log(2.0))
-        return bpd(lp_a, self.label_dims, 8), bpd(lp_b, self.dims, 8 if bits is None else bits)
+        return (self.bits_from_log_prob(lp_a, self.label_dims),
+                self.bits_from_log_prob(lp_b, self.dims, 8 if bits is None else bits))
 
     def bits_per_dim(self, x: Tensor, cond: Any = None, noise: bool = True, bits: int | None = None) -> Tensor:
         """Conditional bits/dim :math:`\\mathrm{bpd}(x_b \\mid x_a)` per sample (module docstring)."""
@@ -195,7 +193,7 @@ class FullGlow(GlowTower):
 
     # -- sampling ------------------------------------------------------------------------------------
     def _check_sample_cond(self, cond: Any, n: int) -> None:
-        r"""``sample(label, τ)`` / ``sample(n, τ, cond=label)``: photos for label maps, latents
+        r"""``sample(n, τ, cond=label)`` (or, deprecated, ``sample(label, τ)``): photos for label maps, latents
         :math:`z = \mu + \tau\sigma\varepsilon` from every prior, coarse to fine (the engine's
         :meth:`sample` checks n, τ and the batch)."""
         self._check_label(cond)

@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..attention import ATTENTIONS, place_attention
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.fullglow import CondActNorm, CondInvConv1x1, FullGlowActNorm, FullGlowCoupling
 from ..flows.glow import InvConv1x1, Squeeze
 from ..priors.fullglow import OnesPadSplitPrior, OnesPadTopPrior
-from .base import MultiScaleFlow
+from .base import Level, MultiScaleFlow
 from .conditioning import Conditioner, Shape
 
 PARTS = ("in", "act", "w", "out")  # step input, ActNorm output, 1×1 output, step output
@@ -146,20 +146,15 @@ class GlowTower(MultiScaleFlow):
     def __init__(self, image_shape: tuple[int, int, int], levels: int, steps: int, hidden: int,
                  cond_channels: list[int] | None = None, cond_hidden: int = 128, model_cond_channels: int = 0,
                  conditioner: Conditioner | None = None, **step_kw: Any) -> None:
-        super().__init__()
-        self.image_shape = tuple(image_shape)
         cc = cond_channels or [0] * levels
-        self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
-        self.level_shapes, self.latent_shapes, self.keep = [], [], []
-        for lvl, (c, h, w) in enumerate(tower_shapes(self.image_shape, levels)):
-            self.level_shapes.append((c, h, w))
-            self.levels.append(FlowSequence([Squeeze()] + [FullGlowStep(c, h, w, cc[lvl], hidden, cond_hidden, **step_kw)
-                                                           for _ in range(steps)]))
-            last = lvl == levels - 1
-            self.priors.append(OnesPadTopPrior(c) if last else OnesPadSplitPrior(c // 2, c - c // 2))
-            self.latent_shapes.append((c, h, w) if last else (c - c // 2, h, w))
-            self.keep.append(0 if last else c // 2)
-        self._init_conditioning(model_cond_channels, conditioner)
+        tower = []
+        for lvl, (c, h, w) in enumerate(tower_shapes(tuple(image_shape), levels)):
+            layers = FlowSequence([Squeeze()] + [FullGlowStep(c, h, w, cc[lvl], hidden, cond_hidden, **step_kw)
+                                                 for _ in range(steps)])
+            top = lvl == levels - 1
+            tower.append(Level(layers, 0, OnesPadTopPrior(c)) if top else
+                         Level(layers, c // 2, OnesPadSplitPrior(c // 2, c - c // 2)))
+        super().__init__(image_shape, tower, model_cond_channels, conditioner)
 
 
 @dataclass

@@ -16,15 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from torch import nn
-
 from ..attention import place_attention
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.coupling import MIXLOGISTIC_FORMS, AffineCoupling, MixLogisticCoupling
 from ..flows.glow import ActNorm, InvConv1x1, Squeeze
 from ..priors import ARChannelPrior, LearnedGaussianPrior, Prior, SplitGaussianPrior
-from .base import MultiScaleFlow
+from .base import Level, MultiScaleFlow
 from .conditioning import Conditioner
 from .config import AttentionOptions
 from .registry import register_family
@@ -142,36 +140,23 @@ class FlowModel(MultiScaleFlow):
     """
 
     def __init__(self, config: FlowConfig | Mapping[str, Any], conditioner: Conditioner | None = None) -> None:
-        super().__init__()
         cfg = config if isinstance(config, FlowConfig) else FlowConfig.from_dict(config)
         cfg.validate()
-        self.config = cfg
-        self.image_shape = tuple(cfg.image_shape)
-        c, h, w = cfg.image_shape
-        self.levels = nn.ModuleList()
-        self.priors = nn.ModuleList()
-        self.latent_shapes: list[tuple[int, int, int] | None] = []
-        self.level_shapes: list[tuple[int, int, int]] = []
-        self.keep: list[int] = []
-        self.patch_grids = cfg.patch_grids()  # iTrans' (rows, cols) per level, None without iTrans
         kernels, dilations = [5, 5] + [3] * 16, [2] + [1] * 17  # mARFlow's prior, by level
+        levels, (c, h, w) = [], cfg.image_shape
         for lvl in range(cfg.levels):
             c, h, w = 4 * c, h // 2, w // 2
-            self.level_shapes.append((c, h, w))
-            self.levels.append(FlowSequence([Squeeze()] + [FlowStep(c, cfg, (h, w)) for _ in range(cfg.steps)]))
-            last = lvl == cfg.levels - 1
-            keep = c if last else c // 2
-            out = c - keep if not last else c
+            layers = FlowSequence([Squeeze()] + [FlowStep(c, cfg, (h, w)) for _ in range(cfg.steps)])
+            keep = 0 if lvl == cfg.levels - 1 else c // 2  # the top level's output is all latent
             if cfg.backbone == "glow":
-                prior: Prior = LearnedGaussianPrior(c) if last else SplitGaussianPrior(keep, out)
+                prior: Prior = SplitGaussianPrior(keep, c - keep) if keep else LearnedGaussianPrior(c)
             else:
-                prior = ARChannelPrior(out, 0 if last else keep, cfg.prior_hidden, cfg.prior_layers,
-                                       kernels[lvl], dilations[lvl])
-            self.priors.append(prior)
-            self.latent_shapes.append((out, h, w))
-            self.keep.append(0 if last else keep)
+                prior = ARChannelPrior(c - keep, keep, cfg.prior_hidden, cfg.prior_layers, kernels[lvl], dilations[lvl])
+            levels.append(Level(layers, keep, prior))
             c = keep
-        self._init_conditioning(cfg.cond_channels, conditioner)
+        super().__init__(cfg.image_shape, levels, cfg.cond_channels, conditioner)
+        self.config = cfg
+        self.patch_grids = cfg.patch_grids()  # iTrans' (rows, cols) per level, None without iTrans
 
 
 def paper_config(backbone: str = "marflow", attention: str = "none", levels: int = 3, steps: int = 4,

@@ -35,8 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from torch import nn
-
 from ..core.errors import FlowError
 from ..core.layer import FlowLayer, FlowSequence
 from ..flows.elementwise import FlooredActNorm, LogitTransform
@@ -49,7 +47,7 @@ from ..nn.lipschitz import SpectralRefresh
 from ..nn.lipschitz_attention import resolve_window
 from ..nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
 from ..priors import DiagonalGaussianPrior, StandardNormal
-from .base import MultiScaleFlow
+from .base import Level, MultiScaleFlow
 from .config import ModelConfig
 from .registry import register_family
 
@@ -148,56 +146,37 @@ class ResFlowModel(MultiScaleFlow):
     """
 
     def __init__(self, config: ResFlowConfig | Mapping[str, Any]) -> None:
-        super().__init__()
         cfg = config if isinstance(config, ResFlowConfig) else ResFlowConfig.from_dict(config)
         cfg.validate()
-        self.config = cfg
-        self.image_shape = tuple(cfg.image_shape)
-        resflow = cfg.arch == "resflow"
-        ld = cfg.logdet_config().to_dict()
-        c, h, w = cfg.image_shape
-        self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
-        self.level_shapes, self.latent_shapes, self.keep = [], [], []
-        n_scales = len(cfg.scales)
-        kind = cfg.attention_kind()
+        resflow, ld, kind = cfg.arch == "resflow", cfg.logdet_config().to_dict(), cfg.attention_kind()
+        levels, (c, h, w) = [], cfg.image_shape
         for s, n_blocks in enumerate(cfg.scales):
-            last = s == n_scales - 1
-            layers: list[FlowLayer] = []
-            if s == 0 and cfg.logit_alpha is not None:
-                layers.append(LogitTransform(cfg.logit_alpha))
-            if s > 0 or not resflow:
+            last = s == len(cfg.scales) - 1
+            layers: list[FlowLayer] = [LogitTransform(cfg.logit_alpha)] if s == 0 and cfg.logit_alpha is not None else []
+            if s > 0 or not resflow:  # the i-ResNet squeezes first, the Residual Flow between scales
                 layers.append(Squeeze())
                 c, h, w = 4 * c, h // 2, w // 2
             if s == 0 and resflow:
                 layers.append(FlooredActNorm(c))
-            for b in range(n_blocks):
-                if not resflow:
-                    layers.append(FlooredActNorm(c))
-                layers.append(self._conv_block(cfg, c, (h, w), first=s == 0 and b == 0, logdet=ld,
-                                               name=f"scale {s + 1} block {b + 1}"))
-                if resflow:
-                    layers.append(FlooredActNorm(c))
+            for b in range(n_blocks):  # i-ResNet: [ActNorm, block]; Residual Flow: [block, ActNorm]
+                block = self._conv_block(cfg, c, (h, w), s == 0 and b == 0, ld, f"scale {s + 1} block {b + 1}")
+                layers += [block, FlooredActNorm(c)] if resflow else [FlooredActNorm(c), block]
             if s == 0 and kind is not None and kind.placement == "block":
                 layers.append(ZhaAttentionBlock(c, cfg.attention, cfg.attention_variant, cfg.zha_normalise,
                                                 cfg.coeff, ld, cfg.inverse_max_iter, name="scale 1 attention"))
-            if last:
-                for b in range(cfg.fc_blocks):
-                    fc = LipschitzFCNet((c, h, w), cfg.fc_hidden, 3, cfg.coeff, cfg.activation)
-                    layers.append(ResidualBlock(fc, c, ld, cfg.inverse_max_iter, name=f"FC block {b + 1}"))
-                    layers.append(FlooredActNorm(c, (h, w)))
-            self.levels.append(FlowSequence(layers))
-            self.level_shapes.append((c, h, w))
-            keep = 0 if last else (c // 2 if not resflow else c)
-            out = c - keep if keep else c
-            self.keep.append(keep)
-            if keep == c:  # no factoring out at this scale
-                self.latent_shapes.append(None)
-                self.priors.append(None)
-            else:
-                self.latent_shapes.append((out, h, w))
-                self.priors.append(StandardNormal() if resflow else DiagonalGaussianPrior((out, h, w)))
-            c = keep or c
-        self._init_conditioning(0, None)
+            for b in range(cfg.fc_blocks if last else 0):
+                fc = LipschitzFCNet((c, h, w), cfg.fc_hidden, 3, cfg.coeff, cfg.activation)
+                layers += [ResidualBlock(fc, c, ld, cfg.inverse_max_iter, name=f"FC block {b + 1}"),
+                           FlooredActNorm(c, (h, w))]
+            if last:  # all latent: N(0, I) (Residual Flow) or a learned diagonal Gaussian (i-ResNet)
+                levels.append(Level(FlowSequence(layers), 0, StandardNormal() if resflow else DiagonalGaussianPrior((c, h, w))))
+            elif resflow:  # no factoring out
+                levels.append(Level(FlowSequence(layers), None))
+            else:  # i-ResNet: half the channels factored out
+                levels.append(Level(FlowSequence(layers), c // 2, DiagonalGaussianPrior((c - c // 2, h, w))))
+                c = c // 2
+        super().__init__(cfg.image_shape, levels)
+        self.config = cfg
 
     @staticmethod
     def _conv_block(cfg: ResFlowConfig, c: int, size: tuple[int, int], first: bool, logdet: dict[str, Any],

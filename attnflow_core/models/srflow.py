@@ -52,8 +52,8 @@ from ..core.layer import FlowLayer, FlowSequence, LayerExample
 from ..flows.glow import ActNorm, Squeeze
 from ..flows.srflow import AffineInjector, CondAffineCoupling, InvConv1x1Full
 from ..nn.rrdb import RRDBNet
-from ..priors import Prior, SplitGaussianPrior, StandardNormal
-from .base import MultiScaleFlow
+from ..priors import SplitGaussianPrior, StandardNormal
+from .base import Level, MultiScaleFlow
 from .conditioning import EncoderConditioner
 from .registry import register_family
 from .srflow_config import SRFlowConfig
@@ -113,7 +113,7 @@ class SRFlowFeatures(nn.Module):
 class SRFlowModel(MultiScaleFlow):
     """SRFlow (``attention="none"``) or cAttnFlow-iMap / -iTrans for 8× or 4× SR (layout: the module docstring).
 
-    ``log_prob(x, cond=lr)``, ``bits_per_dim(hr_uint8, cond=lr)``, ``sample(lr, temperature)`` (model
+    ``log_prob(x, cond=lr)``, ``bits_per_dim(hr_uint8, cond=lr)``, ``sample(n, temperature, cond=lr)`` (model
     space; latents drawn from N(0, τ²)), ``super_resolve(lr, temperature)`` (uint8), and the exact
     bijection ``encode(x, lr)`` / ``decode(zs, lr)``. The RRDB is part of the model and trains jointly;
     with ``freeze_encoder_fraction > 0`` it starts frozen and :meth:`training_hooks` unfreezes it.
@@ -123,40 +123,28 @@ class SRFlowModel(MultiScaleFlow):
     """
 
     def __init__(self, config: SRFlowConfig | Mapping[str, Any]) -> None:
-        super().__init__()
         cfg = config if isinstance(config, SRFlowConfig) else SRFlowConfig.from_dict(config)
         cfg.validate()
-        self.config = cfg
-        self.image_shape = tuple(cfg.image_shape)
-        c, h, w = cfg.image_shape
-        self.levels, self.priors = nn.ModuleList(), nn.ModuleList()
-        self.level_shapes: list[tuple[int, int, int]] = []
-        self.latent_shapes: list[tuple[int, int, int] | None] = []
-        self.keep: list[int] = []
+        levels, (c, h, w) = [], cfg.image_shape
         for level in range(1, cfg.levels + 1):
             c, h, w = 4 * c, h // 2, w // 2
-            self.level_shapes.append((c, h, w))
             cfg.check_attention_fits(c, h, w)
             layers: list[FlowLayer] = [Squeeze()]
             for _ in range(cfg.extra_steps):
                 layers += [ActNorm(c), InvConv1x1Full(c)]
             layers += [SRFlowStep(c, cfg, size=(h, w)) for _ in range(cfg.steps)]
-            self.levels.append(FlowSequence(layers))
-            prior: Prior | None
-            if level == cfg.levels:
-                prior, keep, latent = StandardNormal(), 0, (c, h, w)
+            if level == cfg.levels:  # the top latent: N(0, I)
+                levels.append(Level(FlowSequence(layers), 0, StandardNormal()))
             elif cfg.splits(level):
                 keep = c - round(c / 2)
-                prior, latent = SplitGaussianPrior(keep, c - keep), (c - keep, h, w)
+                levels.append(Level(FlowSequence(layers), keep, SplitGaussianPrior(keep, c - keep)))
+                c = keep
             else:
-                prior, keep, latent = None, c, None
-            self.priors.append(prior)
-            self.keep.append(keep)
-            self.latent_shapes.append(latent)
-            c = keep or c
+                levels.append(Level(FlowSequence(layers), None))
         encoder = SRFlowFeatures(RRDBNet(cfg.nf, cfg.nb, cfg.gc, cfg.image_shape[0], cfg.image_shape[0], cfg.scale),
                                  [cfg.level_maps[lvl] for lvl in range(1, cfg.levels + 1)], cfg.blocks)
-        self._init_conditioning(cfg.feature_channels, EncoderConditioner(encoder))
+        super().__init__(cfg.image_shape, levels, cfg.feature_channels, EncoderConditioner(encoder))
+        self.config = cfg
         self.register_buffer("encoder_frozen", torch.tensor(cfg.freeze_encoder_fraction > 0))
         self._frozen_cache: bool | None = None
 
@@ -235,9 +223,10 @@ class SRFlowModel(MultiScaleFlow):
 
     # -- sampling --------------------------------------------------------------------------------------
     def _check_sample_cond(self, cond: Any, n: int) -> None:
-        """``sample(lr, τ)`` / ``sample(n, τ, cond=lr)`` (the engine's :meth:`sample` checks n and τ)."""
+        """``sample(n, τ, cond=lr)`` (or, deprecated, ``sample(lr, τ)``): the engine's :meth:`sample` checks
+        n and τ, this the LR image."""
         if cond is None:
-            raise FlowError("SRFlow samples are conditioned on an LR image: call sample(lr, temperature)")
+            raise FlowError("SRFlow samples are conditioned on an LR image: call sample(n, temperature, cond=lr)")
         self.check_lr(cond, n)
 
     @torch.no_grad()
@@ -248,7 +237,7 @@ class SRFlowModel(MultiScaleFlow):
             raise FlowError("super_resolve needs at least one temperature")
         if not isinstance(lr, Tensor):
             raise FlowError(f"super_resolve takes the LR image batch as a tensor, got {type(lr).__name__}")
-        self._sample_args(lr, temps[0], None)  # the engine's entry checks (batch >= 1, τ, the LR image)
+        self._sample_args(lr.shape[0] if lr.dim() else None, temps[0], lr)  # the engine's entry checks
         temps = [self._check_temperature(t) for t in temps]
         enc = self._encode_cond(lr)
         out = [self.to_uint8(self._sample_encoded(enc, lr.shape[0], t)[1]) for t in temps]
