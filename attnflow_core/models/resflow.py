@@ -158,9 +158,10 @@ class ResFlowModel(MultiScaleFlow):
                 c, h, w = 4 * c, h // 2, w // 2
             if s == 0 and resflow:
                 layers.append(FlooredActNorm(c))
-            for b in range(n_blocks):  # i-ResNet: [ActNorm, block]; Residual Flow: [block, ActNorm]
-                block = self._conv_block(cfg, c, (h, w), s == 0 and b == 0, ld, f"scale {s + 1} block {b + 1}")
-                layers += [block, FlooredActNorm(c)] if resflow else [FlooredActNorm(c), block]
+            for b in range(n_blocks):  # i-ResNet: [ActNorm, block]; Residual Flow: [block, ActNorm] (built in order)
+                layers += [] if resflow else [FlooredActNorm(c)]
+                layers.append(self._conv_block(cfg, c, (h, w), s == 0 and b == 0, ld, f"scale {s + 1} block {b + 1}"))
+                layers += [FlooredActNorm(c)] if resflow else []
             if s == 0 and kind is not None and kind.placement == "block":
                 layers.append(ZhaAttentionBlock(c, cfg.attention, cfg.attention_variant, cfg.zha_normalise,
                                                 cfg.coeff, ld, cfg.inverse_max_iter, name="scale 1 attention"))
@@ -181,12 +182,14 @@ class ResFlowModel(MultiScaleFlow):
     @staticmethod
     def _conv_block(cfg: ResFlowConfig, c: int, size: tuple[int, int], first: bool, logdet: dict[str, Any],
                     name: str) -> ResidualBlock:
+        """A conv residual block (with ACF's attention in its branch if configured); the very first block
+        of the model has no pre-activation."""
+        net = dict(kernels=cfg.kernels, coeff=cfg.coeff, activation=cfg.activation, preact=not first)
         kind = cfg.attention_kind()
         if kind is not None and kind.placement == "branch":
-            return AttentiveResidualBlock(c, cfg.hidden, size, cfg.attention, cfg.kernels, cfg.coeff, cfg.activation,
-                                          not first, logdet, cfg.inverse_max_iter, name, **cfg.attention_options())
-        g = LipschitzConvNet(c, cfg.hidden, size, cfg.kernels, cfg.coeff, cfg.activation, preact=not first)
-        return ResidualBlock(g, c, logdet, cfg.inverse_max_iter, name=name)
+            return AttentiveResidualBlock(c, cfg.hidden, size, attention=cfg.attention, logdet=logdet,
+                                          max_iter=cfg.inverse_max_iter, name=name, **net, **cfg.attention_options())
+        return ResidualBlock(LipschitzConvNet(c, cfg.hidden, size, **net), c, logdet, cfg.inverse_max_iter, name=name)
 
     def training_hooks(self, total_steps: int) -> list:
         """Refresh every spectral norm after each optimiser step (Residual Flows' training loop; the

@@ -17,7 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnflow_core import build_model
+from attnflow_core import FlowError, build_model
+from attnflow_core.core.layer import FlowSequence
+from attnflow_core.flows.glow import ActNorm, InvConv1x1, Squeeze
+from attnflow_core.models.base import DensityFlow, Level, MultiScaleFlow
+from attnflow_core.priors import LearnedGaussianPrior, SplitGaussianPrior
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "engine_fingerprints.pt"
 
@@ -103,6 +107,59 @@ def test_family_is_bit_for_bit_the_recorded_model(name, recorded):
     for part in ("log_prob", "joint_left", "bits_per_dim", "sample"):
         assert got[part].dtype == torch.float64
         assert torch.equal(got[part], want[part]), f"{part}: max diff {(got[part] - want[part]).abs().max()}"
+
+
+def _level(c, *more):
+    """squeeze → ActNorm → 1×1 conv on the ``4c`` squeezed channels."""
+    return FlowSequence([Squeeze(), ActNorm(4 * c), InvConv1x1(4 * c)]), *more
+
+
+def test_the_engine_infers_its_shapes_from_the_level_descriptions():
+    """Three levels from a 1×8×8 image: a split (keep 2 of 4), a level that does not split (8 channels go
+    on), the top (32 channels at 1×1, all latent)."""
+    torch.manual_seed(0)
+    m = MultiScaleFlow((1, 8, 8), [Level(*_level(1, 2, SplitGaussianPrior(2, 2))), Level(*_level(2, None)),
+                                   Level(*_level(8, 0, LearnedGaussianPrior(32)))]).double()
+    assert m.level_shapes == [(4, 4, 4), (8, 2, 2), (32, 1, 1)]
+    assert m.latent_shapes == [(2, 4, 4), None, (32, 1, 1)]
+    assert m.keep == [2, 8, 0]
+    x = torch.rand(3, 1, 8, 8, dtype=torch.float64) - 0.5
+    with torch.no_grad():
+        for p in m.parameters():  # away from the identity start
+            p.add_(0.1 * torch.randn_like(p))
+        zs, ctx, logdet = m.encode(x)
+        assert [None if z is None else tuple(z.shape[1:]) for z in zs] == m.latent_shapes
+        assert ctx[0].shape[1:] == (2, 4, 4) and ctx[1] is None and ctx[2] is None
+        assert float((m.decode(zs) - x).abs().max()) < 1e-12
+        lp = m.log_prob(x)
+        want = logdet + m.priors[0].log_prob(zs[0], ctx[0]) + m.priors[2].log_prob(zs[2])
+        torch.testing.assert_close(lp, want, rtol=0, atol=1e-12)
+        assert m.sample(2, temperature=0.5).shape == (2, 1, 8, 8)
+
+
+@pytest.mark.parametrize("levels,what", [
+    (lambda: [Level(*_level(1, 2, SplitGaussianPrior(2, 2)))], "level 1 of 1"),  # the top level splits
+    (lambda: [Level(*_level(1, 0, LearnedGaussianPrior(4))), Level(*_level(4, 0, LearnedGaussianPrior(16)))],
+     "level 1 of 2"),  # a top-level rule below the top
+    (lambda: [Level(*_level(1, None, SplitGaussianPrior(2, 2))), Level(*_level(1, 0, LearnedGaussianPrior(16)))],
+     "level 1 of 2"),  # a prior on a level that factors nothing out
+    (lambda: [Level(*_level(1, 4, SplitGaussianPrior(2, 2))), Level(*_level(1, 0, LearnedGaussianPrior(16)))],
+     "level 1 of 2"),  # keeps every channel but claims a split
+    (lambda: [Level(*_level(1, 0))], "level 1 of 1"),  # a top level without a prior
+])
+def test_a_bad_level_description_is_refused_naming_the_level(levels, what):
+    with pytest.raises(FlowError, match=rf"{what} \(\d+ channels\) has keep="):
+        MultiScaleFlow((1, 8, 8), levels())
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_every_family_samples_through_the_one_signature(name):
+    """sample(n, temperature, cond) is the engine's for every family (no family overrides it), and the
+    engine has no prior-routing flag (priors see only their context)."""
+    with torch.device("meta"):
+        m = build_model(FAMILIES[name])
+    assert isinstance(m, MultiScaleFlow) and type(m).sample is DensityFlow.sample
+    assert not hasattr(m, "_priors_use_cond")
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
