@@ -90,8 +90,9 @@ def batches(n, c, h, w, batch, seed=0):
     try:
         from attnflow_core.data import load_dataset
 
-        imgs = load_dataset("cifar10", "train", limit=n * batch).images[:, :c, :h, :w].float()
-        src = "CIFAR-10 crops"
+        imgs = load_dataset("cifar10", "train", limit=n * batch).images[:, :, :h, :w].float()
+        imgs = imgs.repeat(1, -(-c // 3), 1, 1)[:, :c]  # C > 3 (--channels): the RGB planes repeated
+        src = "CIFAR-10 crops" + (f" (RGB repeated to {c} channels)" if c > 3 else "")
     except Exception:
         imgs = torch.randint(0, 256, (n * batch, c, h, w), generator=g).float()
         src = "uniform noise images (no CIFAR-10 found)"

@@ -76,7 +76,7 @@ class TranslationSamples:
         device = next(model.parameters()).device
         idx = torch.linspace(0, data.test.shape[0] - 1, min(self.n, data.test.shape[0])).round().long()
         label, photo = data.test_cond[idx], data.test[idx]
-        sample = model.to_uint8(model.sample(label.to(device), self.temperature)).cpu()
+        sample = model.to_uint8(model.sample(len(label), temperature=self.temperature, cond=label.to(device))).cpu()
         buf = io.BytesIO()
         np.savez_compressed(buf, label=label_rgb(label).numpy(), sample=sample.numpy(), photo=photo.numpy())
         rel = f"samples/{ctx.key}"
