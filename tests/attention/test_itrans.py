@@ -84,7 +84,7 @@ def test_named_checkerboard_matches_global_pattern_when_patch_sides_even():
     torch.testing.assert_close(tiled, make_mask("checkerboard", 4, 8, 8))
 
 
-# -- the patch grid: resolve_patches and patches="auto" (issue 16, item 4) ---------------------------
+# -- the patch grid: resolve_patches and patches="auto" ---------------------------------------------
 @pytest.mark.parametrize("requested, h, w, grid", [
     ("auto", 14, 14, (2, 2)), ("auto", 7, 7, (1, 1)), ("auto", 8, 6, (2, 2)), ("auto", 9, 6, (1, 1)),
     ("auto:9", 12, 12, (3, 3)), ("auto:9", 14, 14, (2, 2)), ("auto:16", 28, 28, (4, 4)), ("auto:16", 6, 6, (3, 3)),

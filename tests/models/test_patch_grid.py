@@ -1,6 +1,6 @@
 """The patch grid of iTrans in whole multi-scale models: ``patches="auto"`` resolved per level at build
 time (standard MNIST with the paper's 4 patches where the map allows), visible in the model and the
-config, and clear errors for grids that cannot be built (issue 16, item 4)."""
+config, and clear errors for grids that cannot be built."""
 import pytest
 import torch
 
