@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "srflow"
 def test_rrdb_has_the_reference_parameter_count_and_names():
     with torch.device("meta"):
         net = RRDBNet(nf=64, nb=8, gc=32)
-    assert sum(p.numel() for p in net.parameters()) == 5_943_555  # CONDITIONAL.md §1.2
+    assert sum(p.numel() for p in net.parameters()) == 5_943_555  # andreas128/SRFlow's RRDB
     keys = set(net.state_dict())
     # the reference's names, so a state dict of its (pretrained) RRDB loads unchanged
     for k in ("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight", "RRDB_trunk.7.RDB3.conv5.bias",

@@ -23,7 +23,7 @@ def test_paper_profile_is_the_papers_setting():
     contractive = {c["method"]: c for c in cells if c["family"] == "resflow"}
     assert sorted(contractive) == ["Residual Flow", "iResNet-iCon", "iResNet-iDP"]
     rf, idp = contractive["Residual Flow"], contractive["iResNet-iDP"]
-    # the reference configurations (CONTRACTIVE.md §2) with their published optimisers (§3)
+    # the reference configurations with their published optimisers (rtqichen/residual-flows)
     assert (rf["model"]["arch"], rf["model"]["scales"], rf["model"]["hidden"]) == ("resflow", [16, 16, 16], 512)
     assert (rf["train"]["optimizer"], rf["train"]["lr"], rf["train"]["batch_size"]) == ("adam", 1e-3, 64)
     assert (idp["model"]["arch"], idp["model"]["attention"], idp["train"]["optimizer"]) == ("iresnet", "idp", "adamax")
