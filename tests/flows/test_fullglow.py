@@ -12,17 +12,18 @@ from attnflow_core.testing import check_logdet, jacobian_logdets, prepare
 
 
 @pytest.mark.parametrize("layer", ["cond", "left"])
-def test_actnorms_start_at_zero_mean_and_unit_unbiased_std(layer):
+def test_actnorms_start_at_zero_mean_and_unit_unbiased_std(layer, device):
     """Full-Glow's start: its reference uses torch.std (unbiased), Glow's ActNorm the biased estimate; with
     2·5·5 values per channel the two differ by 1 %."""
     torch.manual_seed(0)
-    x = 3.0 * torch.randn(2, 3, 5, 5, dtype=torch.float64) + 2.0
+    x = (3.0 * torch.randn(2, 3, 5, 5, dtype=torch.float64) + 2.0).to(device)
+    kw = dict(dtype=torch.float64, device=device)
     if layer == "cond":
-        y, _ = CondActNorm(3, 2, 5, 5).double()(x, torch.randn(2, 2, 5, 5, dtype=torch.float64))
+        y, _ = CondActNorm(3, 2, 5, 5).to(**kw)(x, torch.randn(2, 2, 5, 5, **kw))
     else:
-        y, _ = FullGlowActNorm(3).double()(x)
-    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0)
-    torch.testing.assert_close(y.std(dim=(0, 2, 3)), torch.ones(3, dtype=torch.float64), atol=1e-6, rtol=0)
+        y, _ = FullGlowActNorm(3).to(**kw)(x)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3, **kw), atol=1e-12, rtol=0)
+    torch.testing.assert_close(y.std(dim=(0, 2, 3)), torch.ones(3, **kw), atol=1e-6, rtol=0)
 
 
 def test_cond_invconv_starts_orthogonal_and_equal_for_every_sample():
@@ -35,11 +36,11 @@ def test_cond_invconv_starts_orthogonal_and_equal_for_every_sample():
 
 
 @pytest.mark.parametrize("layer", ["actnorm", "invconv"])
-def test_per_sample_logdets_differ_across_the_batch(layer):
+def test_per_sample_logdets_differ_across_the_batch(layer, device):
     """Each sample gets its own log-det from its own condition (the reference returns one batch mean)."""
     torch.manual_seed(0)
     build = (lambda: CondActNorm(4, 3, 6, 6)) if layer == "actnorm" else (lambda: CondInvConv1x1(4, 3, 6, 6))
-    m, x, c = prepare(LayerExample(build, (3, 4, 6, 6), (3, 3, 6, 6)), torch.float64, "cpu", scale=0.3)
+    m, x, c = prepare(LayerExample(build, (3, 4, 6, 6), (3, 3, 6, 6)), torch.float64, device, scale=0.3)
     _, logdet = m(x, c)
     expected = torch.cat([jacobian_logdets(lambda t: m(t, c[i:i + 1])[0], x[i:i + 1]) for i in range(3)])
     torch.testing.assert_close(logdet, expected, rtol=1e-6, atol=1e-8)
