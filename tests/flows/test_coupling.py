@@ -1,4 +1,4 @@
-"""Couplings: network factories (default = stage-1 nets, same keys), conditional inputs, errors."""
+"""Couplings: network factories (default = the multi-scale family's nets, same keys), conditional inputs, errors."""
 import math
 
 import pytest
@@ -11,7 +11,7 @@ from attnflow_core.nn import AffineNet
 from attnflow_core.testing import jacobian_logdets, perturb_
 
 
-def test_default_factory_keeps_stage1_state_dict_keys():
+def test_default_factory_keeps_the_multiscale_state_dict_keys():
     keys = set(AffineCoupling(4, hidden=8).state_dict())
     assert {"net.net.0.conv.weight", "net.net.0.norm.log_scale", "net.net.0.norm.bias", "net.net.0.norm.initialized",
             "net.net.4.conv.weight", "net.net.4.logs"} <= keys

@@ -31,7 +31,7 @@ def _check_exact(m, x, c):
     torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-8)
 
 
-def test_pooled_default_is_stage1_average_pooling():
+def test_pooled_default_is_average_pooling():
     r = PooledConditioner()
     c = torch.randn(2, 2, 8, 8)
     torch.testing.assert_close(r.route(c, 0, 1, (12, 4, 4)), F.adaptive_avg_pool2d(c, (4, 4)))
