@@ -20,19 +20,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core.models import build_model  # noqa: E402
-from attnflow_core.nn.lipschitz_attention import l2_attention_constant  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
-from attnflow_core.repro.timing import timed  # noqa: E402
-from attnflow_core.training import pick_device  # noqa: E402
+from attnflow_core.models import build_model
+from attnflow_core.nn.lipschitz_attention import l2_attention_constant
+from attnflow_core.repro.provenance import git_commit, hardware_label
+from attnflow_core.repro.timing import timed
+from attnflow_core.training import pick_device
 
 SCALES = {# the contractive table's smoke model (its SMOKE_MODEL["resflow"], batch 32) on full-size digits
           "table": dict(scales=(1, 1), hidden=32, batch=32, rounds=5, warmup=1),

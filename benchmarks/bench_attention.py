@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
@@ -30,14 +29,11 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core import FlowModel  # noqa: E402
-from attnflow_core.core.io import save_figure, write_text  # noqa: E402
-from attnflow_core.data import load_dataset  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
-from attnflow_core.repro.timing import (  # noqa: E402
+from attnflow_core import FlowModel
+from attnflow_core.core.io import save_figure, write_text
+from attnflow_core.data import load_dataset
+from attnflow_core.repro.provenance import git_commit, hardware_label
+from attnflow_core.repro.timing import (
     PAPER_TEST_S,
     PAPER_TRAIN_DAYS,
     SCALES,
@@ -47,7 +43,9 @@ from attnflow_core.repro.timing import (  # noqa: E402
     timed,
     timing_args,
 )
-from attnflow_core.training import pick_device, warmup_factor  # noqa: E402
+from attnflow_core.training import pick_device, warmup_factor
+
+REPO = Path(__file__).resolve().parent.parent
 
 # part 2 (ours vs normflows' Glow) per scale; part 1's model and timing settings are the package's SCALES
 GLOW = {
@@ -157,7 +155,7 @@ def main(argv=None) -> int:
     p.add_argument("--scale", choices=SCALES, default="cpu")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--data-root", default=os.environ.get("ATTNFLOW_DATA", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--data-root", default=None, help="data root (default: $ATTNFLOW_DATA, else ~/.cache/attnflow/data)")
     p.add_argument("--out", default=str(REPO / "results" / "benchmarks"))
     p.add_argument("--skip-normflows", action="store_true")
     p.add_argument("--skip-attention", action="store_true")

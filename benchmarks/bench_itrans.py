@@ -26,17 +26,13 @@ import argparse
 import math
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core import FlowModel, ITrans  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
-from attnflow_core.repro.timing import timed  # noqa: E402
+from attnflow_core import FlowModel, ITrans
+from attnflow_core.repro.provenance import git_commit, hardware_label
+from attnflow_core.repro.timing import timed
 
 GLOW = dict(backbone="glow", coupling="affine", image_shape=(1, 28, 28), levels=2, steps=4, hidden=64)
 TARGET = 1.3

@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core.data import load_dataset  # noqa: E402
-from attnflow_core.flows import coupling as coupling_module  # noqa: E402
-from attnflow_core.flows.coupling import MixLogisticCoupling  # noqa: E402
-from attnflow_core.models import FlowConfig, FlowModel  # noqa: E402
-from attnflow_core.repro.timing import timed  # noqa: E402
-from attnflow_core.testing import prepare_model  # noqa: E402
+from attnflow_core.data import load_dataset
+from attnflow_core.flows import coupling as coupling_module
+from attnflow_core.flows.coupling import MixLogisticCoupling
+from attnflow_core.models import FlowConfig, FlowModel
+from attnflow_core.repro.timing import timed
+from attnflow_core.testing import prepare_model
 
 TARGET = 0.45
 

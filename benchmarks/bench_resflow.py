@@ -18,25 +18,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import types
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core.core.layer import FlowSequence  # noqa: E402
-from attnflow_core.flows.elementwise import FlooredActNorm  # noqa: E402
-from attnflow_core.flows.residual import ResidualBlock  # noqa: E402
-from attnflow_core.nn.lipschitz import SpectralConv2d, SpectralRefresh  # noqa: E402
-from attnflow_core.nn.lipschitz_nets import LipschitzConvNet  # noqa: E402
-from attnflow_core.nn.spectral import conv_norm_upper_bound, matrix_norm_upper_bound  # noqa: E402
-from attnflow_core.priors import StandardNormal  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
-from attnflow_core.repro.timing import timed  # noqa: E402
-from attnflow_core.training import pick_device  # noqa: E402
+from attnflow_core.core.layer import FlowSequence
+from attnflow_core.flows.elementwise import FlooredActNorm
+from attnflow_core.flows.residual import ResidualBlock
+from attnflow_core.nn.lipschitz import SpectralConv2d, SpectralRefresh
+from attnflow_core.nn.lipschitz_nets import LipschitzConvNet
+from attnflow_core.nn.spectral import conv_norm_upper_bound, matrix_norm_upper_bound
+from attnflow_core.priors import StandardNormal
+from attnflow_core.repro.provenance import git_commit, hardware_label
+from attnflow_core.repro.timing import timed
+from attnflow_core.training import pick_device
 
 SCALES = {"cpu": dict(C=3, H=16, W=16, hidden=64, K=4, batch=32, rounds=15, warmup=3),
           "paper": dict(C=3, H=32, W=32, hidden=512, K=8, batch=64, rounds=20, warmup=5)}

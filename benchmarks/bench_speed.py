@@ -1,4 +1,4 @@
-"""Benchmark: the ConvLSTM prior's recurrence before/after (issue 16) and sampling throughput of every family.
+"""Benchmark: the ConvLSTM prior's recurrence before/after and sampling throughput of every family.
 
     python benchmarks/bench_speed.py                 # CPU scale (about two minutes on one idle core)
     python benchmarks/bench_speed.py --scale smoke   # seconds: checks that it runs
@@ -25,23 +25,18 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import types
 from collections import Counter
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from attnflow_core import build_model  # noqa: E402
-from attnflow_core.core.checks import count_host_reads  # noqa: E402
-from attnflow_core.nn import ConvLSTM  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
-from attnflow_core.repro.timing import timed  # noqa: E402
-from attnflow_core.training import pick_device  # noqa: E402
+from attnflow_core import build_model
+from attnflow_core.core.checks import count_host_reads
+from attnflow_core.nn import ConvLSTM
+from attnflow_core.repro.provenance import git_commit, hardware_label
+from attnflow_core.repro.timing import timed
+from attnflow_core.training import pick_device
 
 MARFLOW = dict(family="multiscale", backbone="marflow", coupling="affine", image_shape=(3, 32, 32), levels=3,
                steps=4, hidden=32, prior_hidden=16, prior_layers=2)
@@ -184,7 +179,7 @@ def sampling(s, dev):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="cpu")
-    p.add_argument("--device", default="cpu", help="cpu (the issue's measurement), cuda, or auto")
+    p.add_argument("--device", default="cpu", help="cpu (the measurement in docs/benchmarks.md), cuda, or auto")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     dev = pick_device(a.device)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 import time
 import zipfile
@@ -27,15 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from attnflow_core.core.io import write_bytes, write_text
+from attnflow_core.data import load_dataset
+from attnflow_core.metrics import InceptionFeatures, fid_from_features, kernel_inception_distance
+from attnflow_core.metrics.crosscheck import pytorch_fid_pool3, torch_fidelity_pool3
+from attnflow_core.metrics.inception import check_images, tf1_resize
+from attnflow_core.repro.provenance import git_commit, hardware_label
 
-from attnflow_core.core.io import write_bytes, write_text  # noqa: E402
-from attnflow_core.data import load_dataset  # noqa: E402
-from attnflow_core.metrics import InceptionFeatures, fid_from_features, kernel_inception_distance  # noqa: E402
-from attnflow_core.metrics.crosscheck import pytorch_fid_pool3, torch_fidelity_pool3  # noqa: E402
-from attnflow_core.metrics.inception import check_images, tf1_resize  # noqa: E402
-from attnflow_core.repro.provenance import git_commit, hardware_label  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _batched(fn, images: torch.Tensor, batch: int = 25) -> np.ndarray:
@@ -82,7 +80,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="images per split for FID(train, test)")
     p.add_argument("--n-conv", type=int, default=250, help="images per split for the convention comparison")
-    p.add_argument("--data-root", default=os.environ.get("ATTNFLOW_DATA", str(REPO.parent / "shared" / "data")))
+    p.add_argument("--data-root", default=None, help="data root (default: $ATTNFLOW_DATA, else ~/.cache/attnflow/data)")
     p.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "inception_check"))
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)

@@ -1,5 +1,8 @@
-"""Options shared by the whole suite: ``--device cuda`` and ``--dtype float32`` run the same tests on
-another device / precision (float64 Jacobian checks always run in float64)."""
+"""Options shared by the whole suite: ``--device cuda`` and ``--dtype float64`` run the same tests on
+another device / precision. Every test that builds a model or a layer takes the ``device`` fixture;
+those whose checks hold in either precision also take ``dtype`` (tolerances chosen per dtype). Checks
+that need float64 (autograd Jacobian log-dets, reference fixtures to 1e-10) run in float64 on ``device``;
+checks tied to float32 (underflow, float32 rounding) stay float32."""
 import pytest
 import torch
 
@@ -9,7 +12,7 @@ from attnflow_core.data import load_dataset
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for the tests (cpu, cuda, cuda:1, ...)")
     parser.addoption("--dtype", default="float32", choices=["float32", "float64"],
-                     help="floating dtype of the round-trip tests")
+                     help="floating dtype of the tests that hold in either precision")
 
 
 @pytest.fixture(scope="session")

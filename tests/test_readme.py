@@ -49,4 +49,4 @@ def test_the_readme_keeps_the_ci_command_and_the_training_api():
     assert "bash scripts/run.sh test" in text and "bash scripts/run.sh smoke" in text
     for name in ("fit", "TrainConfig", "load_dataset", "TensorBatches", "load_reference", "build_model"):
         assert name in attnflow_core.__all__ and hasattr(attnflow_core, name), name
-    assert len(text.splitlines()) <= 185  # the issue asks for about 180: tables live in results/
+    assert len(text.splitlines()) <= 185  # about 180 lines: the tables live in results/

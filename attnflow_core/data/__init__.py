@@ -2,7 +2,7 @@
 
 Belongs here: one loader per data set (registered by name with its native shape), storage conventions
 (``standard`` / ``padded``), paired ``(x, cond)`` data, file-backed map-style datasets for data too big
-to hold in memory, and the batch sources the trainer reads. Later: CelebA (HR/LR), Cityscapes
+to hold in memory, and the batch sources the trainer reads: also CelebA (HR/LR), Cityscapes
 (label/photo) and the stand-ins built from images bundled with installed packages.
 Not here: models, metrics, training. Imports ``core`` only.
 """

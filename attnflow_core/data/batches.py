@@ -5,7 +5,7 @@ The trainer asks a source for ``batch(step, batch_size, seed)``. A batch is a te
 permutations (the last partial batch of an epoch is dropped), so a run killed and resumed at any step
 sees exactly the batches an uninterrupted run sees.
 
-* :class:`TensorBatches` -- everything in memory (stage-1 images, small paired sets);
+* :class:`TensorBatches` -- everything in memory (digits / MNIST / CIFAR-10 images, small paired sets);
 * :class:`DatasetBatches` -- a map-style dataset read item by item (data sets too big for memory).
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ is there; the official one first):
 
 Label modes:
 
-* ``color`` (Full-Glow compatible, ``CONDITIONAL.md`` §2.4): the colour label PNG with its alpha channel
+* ``color`` (Full-Glow compatible, as in MoeinSorkhei/glow2): the colour label PNG with its alpha channel
   dropped, photo and label both resized with PIL bilinear to ``size × size`` → ``(3, S, S)`` uint8 each.
 * ``onehot``: label IDs 0–33 (``_gtFine_labelIds.png``, resized nearest-neighbour) as 34 one-hot channels,
   stored as uint8 0/255 so that the label goes through the same 8-bit dequantisation as the photo.

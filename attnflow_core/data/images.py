@@ -1,4 +1,4 @@
-"""The stage-1 image data sets, as uint8 tensors ``(N, C, H, W)``, registered by name.
+"""The unconditional image data sets, as uint8 tensors ``(N, C, H, W)``, registered by name.
 
 * ``digits``  -- scikit-learn's bundled 8×8 handwritten digits (1,797 images; no download).
 * ``mnist``   -- read from ``<root>/mnist/MNIST/raw/*-ubyte(.gz)`` (torchvision's layout), or

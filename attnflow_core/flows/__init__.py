@@ -1,7 +1,7 @@
 """Invertible layers by kind (every one a :class:`~attnflow_core.core.FlowLayer`).
 
 Belongs here: Glow's layers (ActNorm, LU 1×1 conv, squeeze), couplings (taking a network factory);
-later conditional layers (SRFlow's affine injector, Full-Glow's conditional ActNorm / 1×1 conv),
+conditional layers (SRFlow's affine injector, Full-Glow's conditional ActNorm / 1×1 conv),
 residual blocks ``x + g(x)`` with fixed-point inverses (also those whose branch is an attention map: ACF's
 conv block, Zha's iDP / iCon block, in ``residual_attention``), and log-det estimators.
 Not here: attention layers (``attention``), priors, whole models. Imports ``core`` and ``nn`` only.

@@ -1,8 +1,8 @@
 """Coupling layers of the paper's Table 1: affine (Glow / SRFlow) and mixture-of-logistics (Flow++).
 
 Both take a *network factory* (``net=``): a callable ``(in_channels, out_channels) -> nn.Module``
-(see :mod:`attnflow_core.nn.coupling_nets`). The defaults rebuild the stage-1 networks, with the same
-state-dict keys.
+(see :mod:`attnflow_core.nn.coupling_nets`). The defaults build the multi-scale family's networks (Glow /
+mARFlow / AttnFlow), with their state-dict keys.
 """
 from __future__ import annotations
 

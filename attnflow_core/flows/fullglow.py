@@ -6,7 +6,7 @@ right 1×1 conv, its step output the right coupling. Each layer here takes that 
 
 **Per-sample log-determinants.** The reference code averages the conditional ActNorm's
 :math:`\log|s|` and the non-LU 1×1 conv's slogdet over the batch, and its conditional LU path is
-correct only at batch 1 (``CONDITIONAL.md`` §2.8). Here every layer computes its own parameters per
+correct only at batch 1 (MoeinSorkhei/glow2). Here every layer computes its own parameters per
 sample and returns one log-det per sample; the tests compare them with the autograd Jacobian at batch 2.
 
 **Data-dependent start.** Both ActNorms start from the reference's statistics: per-channel mean and the

@@ -12,7 +12,7 @@ vector–Jacobian products ``w_k = J^\top w_{k-1}``, ``w_0 = v``.
   keep ``n₀`` terms always and weight term ``k > n₀`` by :math:`\frac1S\sum_s 1[N_s \ge k-n_0] / P(N \ge k-n_0)`
   over ``S`` draws; the series runs to ``n₀ + max_s N_s``. Since :math:`E\,1[N \ge m] = P(N \ge m)`, the
   estimate is unbiased for the full series. In evaluation mode ``n₀ = n_exact_eval`` (default 20, as in the
-  reference; here the configured value is honoured, unlike its hard-coded 20, pitfall P2).
+  reference; here the configured value is honoured, unlike its hard-coded 20).
 * ``"exact"``: ``slogdet(I + J)`` of the full per-sample Jacobian (small inputs: tests, walkthroughs).
 
 **Neumann gradient.** :math:`\partial_\theta \log\det(I+J) = \sum_{k\ge1} (-1)^{k+1}\,\mathrm{tr}(J^{k-1}\partial_\theta J)`.
@@ -21,7 +21,7 @@ accumulated without a graph, and :math:`s = \langle J^\top u, v\rangle` is forme
 VJP only; :math:`\partial s` is an unbiased estimate of the gradient (for ``θ`` and ``x``), with memory
 independent of the number of terms. The block returns ``value + (s − s.detach())``: the *value* is the
 unbiased estimate and the *gradient* Neumann's, so the logged training bits/dim is a real (noisy) bits/dim
-(the reference logs the surrogate ``s``, pitfall P5).
+(the reference logs the surrogate ``s``).
 """
 from __future__ import annotations
 

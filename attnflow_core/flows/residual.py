@@ -9,7 +9,7 @@ bijection of :math:`\mathbb R^d`, and ``‖x_i − x*‖ ≤ L^i ‖x_0 − x*�
 (clamped to ``[0, 0.999]``): the rule ``max|Δ| ≤ tol`` (``tol = 1e-8`` in float64; ``1e-5·max(1, max|y|)`` in
 float32, whose rounding floor is ``≈ 1e-7·|y|``), tightened by the geometric tail ``r/(1 − r)·|Δ|`` of the
 remaining error. The reference's rule compares a *squared* step with an unsquared tolerance and returns
-silently after 1000 steps (pitfall P1); here a non-finite or non-converged iteration raises
+silently after 1000 steps; here a non-finite or non-converged iteration raises
 :class:`~attnflow_core.core.errors.ConvergenceError` naming the block.
 
 **Log-determinant.** ``log|det(I + J_g)|`` by the estimators of :mod:`attnflow_core.flows.logdet` (the

@@ -1,7 +1,7 @@
 """Whole models and their configs: no training, no I/O.
 
 Belongs here: the model API (:class:`DensityFlow`), the multi-scale engine, conditioning routers, one
-module per family (``multiscale``: Glow / mARFlow / AttnFlow; later ``srflow``, ``fullglow``,
+module per family (``multiscale``: Glow / mARFlow / AttnFlow; ``srflow``, ``fullglow``,
 ``resflow``) and the registry through which ``build_model(config)`` dispatches on the family.
 A family module registers itself with :func:`register_family` when imported; every module of this
 package is imported here, so a new family is one new file.

@@ -8,7 +8,7 @@ engine's priors see only their context, so it does not ask). ``shape = (C, H, W)
 its squeeze. Routing is explicit: a conditioner decides, per level and per step, which tensor goes where.
 
 * :class:`PooledConditioner` (the default, no parameters): the raw ``cond`` average-pooled to each
-  level's size, the same for every step (stage 1's behaviour).
+  level's size, the same for every step.
 * :class:`EncoderConditioner`: a network trained jointly with the flow (SRFlow's RRDB slot) whose
   output is a list with one feature map per level (or a list of per-step lists); the conditioner hands
   level ``l`` its own entry. Subclass it, or pass ``router=``, to route differently.

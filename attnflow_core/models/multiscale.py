@@ -1,4 +1,4 @@
-"""Multi-scale backbones (Glow, mARFlow) with optional iMap/iTrans attention: the stage-1 model family.
+"""Multi-scale backbones (Glow, mARFlow) with optional iMap/iTrans attention: the unconditional image family.
 
 Architecture (both backbones): ``L`` levels of squeeze → ``K`` steps → split (no split after
 the last level). A step is ActNorm → invertible 1×1 conv → coupling, with the attention layer
@@ -43,7 +43,7 @@ def max_squeezes(height: int, width: int) -> int:
 class FlowConfig(AttentionOptions):
     """Plain configuration of a multi-scale flow (all fields are JSON-friendly)."""
 
-    family: ClassVar[str] = "multiscale"  # the model registry's key (not a field: keeps stage-1 configs)
+    family: ClassVar[str] = "multiscale"  # the model registry's key (not a field: configs without a family still load)
 
     backbone: str = "glow"
     image_shape: tuple[int, int, int] = (3, 32, 32)

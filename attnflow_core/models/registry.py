@@ -2,8 +2,8 @@
 
 A family registers ``(config class, builder)``: the config class has ``from_dict`` / ``to_dict`` and a
 class attribute ``family``; the builder takes a config instance and returns a model. A config given as
-a dict names its family under the key ``"family"`` (default ``"multiscale"``, stage 1's Glow / mARFlow
-/ AttnFlow, so stage-1 configs need no change).
+a dict names its family under the key ``"family"`` (default ``"multiscale"``, the Glow / mARFlow
+/ AttnFlow family, so configs written without a family still load).
 """
 from __future__ import annotations
 

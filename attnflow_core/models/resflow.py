@@ -24,9 +24,9 @@ in the other families; ``zha_normalise``: the published Zha form's ``"global"`` 
 field set for a kind that does not take it is refused, not ignored.
 
 Parameter counts of the reference configurations (:func:`reference_config`) against the counts measured
-from the public code (``../shared/reference/CONTRACTIVE.md``): Residual Flow CIFAR-10 25,174,129 vs
+from the public code (rtqichen/residual-flows; Zha's i-ResNet code; also in ``docs/fidelity.md``): Residual Flow CIFAR-10 25,174,129 vs
 25,174,233 and MNIST 16,608,589 vs 16,608,693 (both −104: the public blocks also hold ``geom_p`` and
-``lamb`` as never-trained ``nn.Parameter`` s, 2 per block × 52 blocks, pitfall P4); i-ResNet (Zha) 25,028,544
+``lamb`` as never-trained ``nn.Parameter`` s, 2 per block × 52 blocks); i-ResNet (Zha) 25,028,544
 equal, + 390 (iDP) / + 397 (iCon).
 """
 from __future__ import annotations

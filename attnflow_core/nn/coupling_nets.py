@@ -2,7 +2,7 @@
 
 A *net factory* is any callable ``factory(in_channels, out_channels) -> nn.Module`` whose module maps
 ``(B, in, H, W)`` to ``(B, out, H, W)``. Couplings call it once at construction; the defaults below
-reproduce the stage-1 networks exactly (same modules, same state-dict keys).
+are the multi-scale family's networks (same modules, same state-dict keys).
 """
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ the CPU, :data:`DENSE_MAX` on a GPU.
 **Input size.** For inputs smaller than the declared ``H × W`` the zero-padded operator is a
 restriction of the declared one (embed the small input in the large grid, restrict the output), so its
 norm is not larger: a bound for the declared size holds for every smaller input. Larger inputs are refused
-by the layers (:mod:`attnflow_core.nn.lipschitz`), which fixes the public code's frozen-size pitfall (P8).
+by the layers (:mod:`attnflow_core.nn.lipschitz`), which fixes the public code's frozen-size pitfall.
 """
 from __future__ import annotations
 

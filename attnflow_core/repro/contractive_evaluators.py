@@ -31,7 +31,7 @@ def _na(exc: Exception) -> str:
 class GuardedBitsPerDim:
     """Test bits/dim (``test_bpd``, ``test_bpd_sem``, ``n_test``), NaN plus ``test_bpd_note`` if not finite.
 
-    A model whose blocks use the biased truncated series (the i-ResNet rows, as published: pitfall P12) is
+    A model whose blocks use the biased truncated series (the i-ResNet rows, as published) is
     also scored with the unbiased roulette estimator (``test_bpd_unbiased``; Poisson λ = 2 beyond
     ``n_exact_eval`` exact terms)."""
 

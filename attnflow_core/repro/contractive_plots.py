@@ -11,7 +11,7 @@ import torch
 from ..models.resflow import ResFlowModel, reference_config
 from .plots import _plt, finish
 
-PUBLISHED_COUNTS = {  # counted from the public code (../shared/reference/CONTRACTIVE.md)
+PUBLISHED_COUNTS = {  # counted from the public code (docs/fidelity.md, parameter counts)
     ("resflow_cifar10", "none"): 25_174_233, ("resflow_mnist", "none"): 16_608_693,
     ("iresnet_cifar10", "none"): 25_028_544, ("iresnet_cifar10", "idp"): 25_028_544 + 390,
     ("iresnet_cifar10", "icon"): 25_028_544 + 397,

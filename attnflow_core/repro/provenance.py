@@ -23,7 +23,6 @@ from .paths import package_root
 
 # relative to the package folder; every other .py file decides numbers and is hashed
 NON_NUMERIC = (
-    "reproduce.py", "train.py",  # deprecated shims
     "testing.py",  # contract checks for the test suite
     "diagnostics/",  # walkthrough helpers: closed forms, dense Jacobians
     "repro/driver.py", "repro/workers.py", "repro/params.py", "repro/index.py", "repro/plots.py", "repro/provenance.py", "repro/paths.py",

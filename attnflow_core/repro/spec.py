@@ -5,7 +5,7 @@ A *cell* is one trained-and-evaluated model, described by a JSON-friendly dict (
 ``model`` (a model config), ``train`` (a :class:`~attnflow_core.training.TrainConfig` as a dict) and
 ``label``; a table adds what its data and rows need. The cell runner (:mod:`attnflow_core.repro.cells`)
 asks the table spec for the data, the objective, the training hooks and the **evaluators** of a cell,
-so a new table brings its own metrics (bits/dim today; FID, PSNR, conditional bits/dim tomorrow)
+so a new table brings its own metrics (bits/dim, FID, PSNR, conditional bits/dim, ...)
 without touching the runner. Tables register themselves in :data:`TABLES` when their module is
 imported; the driver runs them in ``order``. A table's grid (which heads, positions, seeds, steps) is
 not here but in its notebook's parameters cell (:mod:`~attnflow_core.repro.params`): :meth:`TableSpec.cells`

@@ -1,7 +1,7 @@
 """Training: the resumable, deterministic trainer, its configuration, objectives, checkpoints and hooks.
 
 Belongs here: ``fit(model, batches, config, run_dir, objective=, hooks=)``, ``TrainConfig`` (optimiser,
-schedule, budget), objectives (bits/dim; later conditional NLLs, residual-flow estimators), atomic
+schedule, budget), objectives (bits/dim, conditional and joint bits/dim; residual flows estimate theirs), atomic
 checkpoints with clear errors. Not here: which experiments to run (``repro``), metrics (``metrics``).
 Imports ``core``, ``data`` and ``models``.
 """

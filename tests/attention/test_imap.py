@@ -6,10 +6,10 @@ from attnflow_core.attention.masks import make_mask
 from attnflow_core.testing import jacobian_logdets, perturb_
 
 
-def test_imap_logdet_counts_odd_channels_exactly():
-    layer = IMap(3).double()
+def test_imap_logdet_counts_odd_channels_exactly(device):
+    layer = IMap(3).to(device, torch.float64)
     perturb_(layer)
-    x = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    x = torch.randn(2, 3, 4, 4, dtype=torch.float64).to(device)
     _, logdet = layer(x)
     m = make_mask("checkerboard", 3, 4, 4).double()
     n_p = (1 - m).sum(0)
@@ -18,11 +18,11 @@ def test_imap_logdet_counts_odd_channels_exactly():
 
 
 
-def test_imap_weight_depends_only_on_masked_half():
-    layer = IMap(4).double()
+def test_imap_weight_depends_only_on_masked_half(device, dtype):
+    layer = IMap(4).to(device, dtype)
     perturb_(layer)
-    x = torch.randn(1, 4, 4, 4, dtype=torch.float64)
-    m = make_mask("checkerboard", 4, 4, 4).double()
+    x = torch.randn(1, 4, 4, 4).to(device, dtype)
+    m = make_mask("checkerboard", 4, 4, 4).to(device, dtype)
     y1, _ = layer(x)
     y2, _ = layer(x + 5 * (1 - m) * torch.randn_like(x))
     torch.testing.assert_close(y1 * m, y2 * m)  # masked half untouched by the other half

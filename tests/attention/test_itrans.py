@@ -14,13 +14,13 @@ from attnflow_core.testing import jacobian_logdets, perturb_
 
 @pytest.mark.parametrize("mask", MASK_KINDS)
 @pytest.mark.parametrize("heads", [1, 5])
-def test_itrans_invertible_with_weights_scaled_100x(mask, heads):
-    layer = ITrans(4, heads=heads, patches=4, mask=mask).double()
+def test_itrans_invertible_with_weights_scaled_100x(mask, heads, device):
+    layer = ITrans(4, heads=heads, patches=4, mask=mask).to(device, torch.float64)
     perturb_(layer, 0.5)
     with torch.no_grad():
         for p in layer.parameters():
             p.mul_(100.0)
-    x = 10 * torch.randn(8, 4, 8, 8, dtype=torch.float64)
+    x = 10 * torch.randn(8, 4, 8, 8, dtype=torch.float64).to(device)
     y, logdet = layer(x)
     assert torch.isfinite(y).all() and torch.isfinite(logdet).all()
     m = layer.patch_mask(8, 8, x)
@@ -35,21 +35,21 @@ def test_itrans_invertible_with_weights_scaled_100x(mask, heads):
 
 
 
-def test_itrans_random_inputs_never_singular():
-    layer = ITrans(6, heads=3, patches=4).double()
+def test_itrans_random_inputs_never_singular(device):
+    layer = ITrans(6, heads=3, patches=4).to(device, torch.float64)
     perturb_(layer, 3.0)
     for _ in range(20):
-        x = torch.randn(16, 6, 4, 4, dtype=torch.float64) * torch.exp(3 * torch.randn(1)).item()
+        x = torch.randn(16, 6, 4, 4, dtype=torch.float64).to(device) * torch.exp(3 * torch.randn(1)).item()
         _, logdet = layer(x)
         assert torch.isfinite(logdet).all()
 
 
 
-def test_itrans_logdet_counts_unmasked_features_per_patch():
+def test_itrans_logdet_counts_unmasked_features_per_patch(device):
     # closed form Eq. 9: n_u · log det W, with n_u = (C·hp·wp)/2 for the even checkerboard
-    layer = ITrans(4, heads=2, patches=4).double()
+    layer = ITrans(4, heads=2, patches=4).to(device, torch.float64)
     perturb_(layer)
-    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64).to(device)
     _, logdet = layer(x)
     m = layer.patch_mask(8, 8, x)
     assert int((1 - m).sum()) == 4 * 4 * 4 // 2
@@ -67,13 +67,14 @@ def test_itrans_refuses_shapes_patching_cannot_divide():
 
 
 
-def test_itrans_refuses_mask_that_differs_between_patches():
+def test_itrans_refuses_mask_that_differs_between_patches(device, dtype):
     full = make_mask("checkerboard", 4, 2, 2)  # 1×1 patches: alternate between patches
-    layer = ITrans(4, patches=4, mask=full)
+    layer = ITrans(4, patches=4, mask=full).to(device, dtype)
     with pytest.raises(FlowError, match="same mask in every patch"):
-        layer(torch.randn(1, 4, 2, 2))
+        layer(torch.randn(1, 4, 2, 2).to(device, dtype))
     ok = make_mask("checkerboard", 4, 4, 4)  # 2×2 patches of a global checkerboard: same in each
-    ITrans(4, patches=4, mask=ok)(torch.randn(1, 4, 4, 4))
+    y, _ = ITrans(4, patches=4, mask=ok).to(device, dtype)(torch.randn(1, 4, 4, 4).to(device, dtype))
+    assert y.dtype == dtype and bool(torch.isfinite(y).all())
 
 
 
@@ -84,7 +85,7 @@ def test_named_checkerboard_matches_global_pattern_when_patch_sides_even():
     torch.testing.assert_close(tiled, make_mask("checkerboard", 4, 8, 8))
 
 
-# -- the patch grid: resolve_patches and patches="auto" (issue 16, item 4) ---------------------------
+# -- the patch grid: resolve_patches and patches="auto" ---------------------------------------------
 @pytest.mark.parametrize("requested, h, w, grid", [
     ("auto", 14, 14, (2, 2)), ("auto", 7, 7, (1, 1)), ("auto", 8, 6, (2, 2)), ("auto", 9, 6, (1, 1)),
     ("auto:9", 12, 12, (3, 3)), ("auto:9", 14, 14, (2, 2)), ("auto:16", 28, 28, (4, 4)), ("auto:16", 6, 6, (3, 3)),
@@ -121,13 +122,13 @@ def test_auto_grid_is_fixed_at_build_time_and_shown():
     assert "grid=2×2 (patches=4)" in repr(ITrans(4))
 
 
-def test_one_patch_grid_is_the_scale_one_plus_gamma():
+def test_one_patch_grid_is_the_scale_one_plus_gamma(device):
     # a 1×1 grid: A = softmax of one score = 1, so W = 1 + γ and the log-det is n_u · log(1 + γ)
-    layer = ITrans(8, heads=1, patches="auto", size=(7, 7)).double()
+    layer = ITrans(8, heads=1, patches="auto", size=(7, 7)).to(device, torch.float64)
     perturb_(layer, 0.5)
-    x = torch.randn(3, 8, 7, 7, dtype=torch.float64)
+    x = torch.randn(3, 8, 7, 7, dtype=torch.float64).to(device)
     y, logdet = layer(x)
-    m = make_mask("checkerboard", 8, 7, 7).double()
+    m = make_mask("checkerboard", 8, 7, 7).to(device, torch.float64)
     scale = 1 + 1 + 1e-3 + torch.nn.functional.softplus(layer.gamma)
     torch.testing.assert_close(y, x * m + scale * x * (1 - m), rtol=0, atol=0)
     torch.testing.assert_close(logdet, (1 - m).sum() * torch.log(scale).expand(3))
@@ -189,12 +190,12 @@ def _run(fwd, layer, x, cond):
     (dict(channels=4, heads=2, patches=4, cond_channels=2, mask="channel"), (4, 4, 4, 4)),
     (dict(channels=8, heads=1, patches=1), (32, 8, 7, 7)),            # a 1×1 grid (Glow L2 on MNIST, level 2)
 ])
-def test_fast_path_reproduces_the_previous_code(kw, shape, dtype):
+def test_fast_path_reproduces_the_previous_code(kw, shape, dtype, device):
     torch.manual_seed(0)
-    layer = ITrans(**kw).to(dtype)
+    layer = ITrans(**kw).to(device, dtype)
     perturb_(layer, 0.5)
-    x = 3 * torch.randn(shape, dtype=dtype)
-    cond = torch.randn(shape[0], 2, *shape[2:], dtype=dtype) if kw.get("cond_channels") else None
+    x = 3 * torch.randn(shape, dtype=dtype).to(device)
+    cond = torch.randn(shape[0], 2, *shape[2:], dtype=dtype).to(device) if kw.get("cond_channels") else None
     y0, ld0, gx0, g0 = _run(_old_forward, layer, x, cond)
     y1, ld1, gx1, g1 = _run(lambda m, t, c: m(t, c), layer, x, cond)
     assert torch.equal(y0, y1) and torch.equal(ld0, ld1) and torch.equal(gx0, gx1)

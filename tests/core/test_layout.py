@@ -13,7 +13,7 @@ PKG = Path(attnflow_core.__file__).resolve().parent
 # rank of each subpackage: a module may import only from its own subpackage or a lower rank
 RANK = {"core": 0, "nn": 1, "data": 1, "flows": 2, "attention": 2, "priors": 2, "models": 3,
         "metrics": 4, "training": 4, "diagnostics": 4, "testing": 4, "repro": 5}
-TOP_LEVEL_SHIMS = {"__init__", "train", "reproduce"}  # re-export the public API; may import anything
+TOP_LEVEL_SHIMS = {"__init__"}  # re-exports the public API; may import anything
 MAX_LINES = 360
 
 

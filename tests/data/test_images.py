@@ -1,16 +1,14 @@
-"""Stage-1 data sets: the registry, splits, conventions, the data root and clear errors."""
-from pathlib import Path
-
+"""The unconditional image data sets: the registry, splits, conventions, the data root and clear errors."""
 import pytest
 import torch
 
 from attnflow_core.core import DataError, DataNotFoundError
-from attnflow_core.data import DATASETS, dataset_shape, load_dataset
+from attnflow_core.data import DATASETS, dataset_shape, load_dataset, resolve_root
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+ROOT = resolve_root()  # the package's data root: $ATTNFLOW_DATA, else ~/.cache/attnflow/data
 
 
-def test_registry_knows_the_stage1_sets():
+def test_registry_knows_the_image_sets():
     assert {"digits", "mnist", "cifar10"} <= set(DATASETS.names())
     with pytest.raises(DataError, match="unknown data set 'svhn'"):
         load_dataset("svhn")
@@ -33,18 +31,18 @@ def test_padded_convention_shapes():
     assert d.images.shape == (5, 3, 8, 8) and torch.equal(d.images[:, 0], d.images[:, 2])
 
 
-@pytest.mark.skipif(not (SHARED / "mnist").is_dir(), reason="no shared MNIST copy")
+@pytest.mark.skipif(not (ROOT / "mnist").is_dir(), reason=f"no MNIST copy under the data root {ROOT}")
 def test_mnist_both_conventions_from_data_root():
-    std = load_dataset("mnist", "test", root=SHARED, limit=10)
-    pad = load_dataset("mnist", "test", root=SHARED, convention="padded", limit=10)
+    std = load_dataset("mnist", "test", root=ROOT, limit=10)
+    pad = load_dataset("mnist", "test", root=ROOT, convention="padded", limit=10)
     assert std.images.shape == (10, 1, 28, 28) and pad.images.shape == (10, 3, 32, 32)
     assert torch.equal(pad.images[:, 1, 2:30, 2:30], std.images[:, 0])
     assert pad.images[:, :, :2].sum() == 0
 
 
-@pytest.mark.skipif(not (SHARED / "cifar10").is_dir(), reason="no shared CIFAR-10 copy")
+@pytest.mark.skipif(not (ROOT / "cifar10").is_dir(), reason=f"no CIFAR-10 copy under the data root {ROOT}")
 def test_cifar10_from_data_root():
-    te = load_dataset("cifar10", "test", root=SHARED, limit=7)
+    te = load_dataset("cifar10", "test", root=ROOT, limit=7)
     assert te.images.shape == (7, 3, 32, 32) and te.images.dtype == torch.uint8
 
 

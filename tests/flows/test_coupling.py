@@ -1,4 +1,4 @@
-"""Couplings: network factories (default = stage-1 nets, same keys), conditional inputs, errors."""
+"""Couplings: network factories (default = the multi-scale family's nets, same keys), conditional inputs, errors."""
 import math
 
 import pytest
@@ -11,7 +11,7 @@ from attnflow_core.nn import AffineNet
 from attnflow_core.testing import jacobian_logdets, perturb_
 
 
-def test_default_factory_keeps_stage1_state_dict_keys():
+def test_default_factory_keeps_the_multiscale_state_dict_keys():
     keys = set(AffineCoupling(4, hidden=8).state_dict())
     assert {"net.net.0.conv.weight", "net.net.0.norm.log_scale", "net.net.0.norm.bias", "net.net.0.norm.initialized",
             "net.net.4.conv.weight", "net.net.4.logs"} <= keys
@@ -22,7 +22,7 @@ def test_default_factory_keeps_stage1_state_dict_keys():
             "net.out.bias", "net.rescale.parametrizations.weight.original0"} <= set(keys)
 
 
-def test_a_custom_network_factory_is_used():
+def test_a_custom_network_factory_is_used(device, dtype):
     made = []
 
     def factory(cin, cout):
@@ -31,9 +31,9 @@ def test_a_custom_network_factory_is_used():
         nn.init.zeros_(conv.weight)
         return conv
 
-    layer = AffineCoupling(6, cond_channels=3, net=factory)
+    layer = AffineCoupling(6, cond_channels=3, net=factory).to(device, dtype)
     assert made == [(3 + 3, 2 * 3)]
-    x, c = torch.randn(2, 6, 4, 4), torch.randn(2, 3, 4, 4)
+    x, c = torch.randn(2, 6, 4, 4).to(device, dtype), torch.randn(2, 3, 4, 4).to(device, dtype)
     y, ld = layer(x, c)
     torch.testing.assert_close(layer.inverse(y, c), x, atol=1e-5, rtol=0)
 
@@ -48,26 +48,26 @@ def test_coupling_needs_two_channels_and_its_cond():
         layer(torch.randn(1, 4, 4, 4), torch.randn(1, 3, 4, 4))
 
 
-def _perturbed_mixlogistic(form=None):
+def _perturbed_mixlogistic(form=None, device="cpu"):
     torch.manual_seed(0)
     kw = {} if form is None else {"form": form}
-    layer = MixLogisticCoupling(4, hidden=8, components=3, blocks=1, dropout=0.0, **kw).double().eval()
+    layer = MixLogisticCoupling(4, hidden=8, components=3, blocks=1, dropout=0.0, **kw).to(device, torch.float64).eval()
     with torch.no_grad():
         for p in layer.parameters():  # the a and t rows start at zero: move them
             p.add_(0.1 * torch.randn_like(p))
     return layer
 
 
-def test_mixlogistic_coupling_has_the_marscf_form_by_default():
+def test_mixlogistic_coupling_has_the_marscf_form_by_default(device):
     """mar-scf, flow_modules/mixlogcdf_coupling.py: y2 = (logit F(x2) + t)·e^a (the shift inside the scale)."""
-    layer = _perturbed_mixlogistic()
-    x = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    layer = _perturbed_mixlogistic(device=device)
+    x = torch.randn(2, 4, 4, 4, dtype=torch.float64).to(device)
     a, t, logit_pi, mu, log_s = layer.net(x[:, :2])
     f = sum(torch.softmax(logit_pi, 1)[:, i] * torch.sigmoid((x[:, 2:] - mu[:, i]) * torch.exp(-log_s[:, i]))
             for i in range(3))
     y, _ = layer(x)
     torch.testing.assert_close(y[:, 2:], (torch.logit(f) + t) * torch.exp(a), atol=1e-12, rtol=0)
-    other = _perturbed_mixlogistic("flowpp")
+    other = _perturbed_mixlogistic("flowpp", device)
     torch.testing.assert_close(other(x)[0][:, 2:], torch.logit(f) * torch.exp(a) + t, atol=1e-12, rtol=0)
     with pytest.raises(FlowError, match="unknown mixture-logistic coupling form 'glow'"):
         MixLogisticCoupling(4, hidden=8, components=2, blocks=1, form="glow")
@@ -136,21 +136,21 @@ def _degenerate_affine(bias, dtype):
     return layer
 
 
-def test_affine_coupling_inverse_is_finite_where_the_sigmoid_underflows():
+def test_affine_coupling_inverse_is_finite_where_the_sigmoid_underflows(device):
     """A scale logit of −118 underflows sigmoid in float32: the inverse divided by 0 (Inf/NaN; a perturbed
     Glow + iTrans sampled at T=0.7 did). The scale is floored at 1e-4 in forward and inverse alike."""
-    layer = _degenerate_affine(-120.0, torch.float32).eval()
-    x = torch.randn(2, 4, 4, 4)
+    layer = _degenerate_affine(-120.0, torch.float32).to(device).eval()  # float32: where the sigmoid underflows
+    x = torch.randn(2, 4, 4, 4).to(device)
     y, ld = layer(x)
     back = layer.inverse(y)
     assert bool(torch.isfinite(back).all()) and torch.allclose(back, x, atol=1e-5, rtol=0)
-    assert torch.allclose(ld, torch.full((2,), 2 * 16 * math.log(1e-4)), rtol=1e-6, atol=0)
+    assert torch.allclose(ld, torch.full((2,), 2 * 16 * math.log(1e-4), device=device), rtol=1e-6, atol=0)
     assert torch.allclose(y[:, 2:], 1e-4 * x[:, 2:], rtol=1e-5, atol=0)
 
 
-def test_the_floored_affine_coupling_log_det_is_the_jacobian_log_det():
-    layer = _degenerate_affine(-30.0, torch.float64).eval()
-    x = torch.randn(2, 4, 2, 2, dtype=torch.float64)
+def test_the_floored_affine_coupling_log_det_is_the_jacobian_log_det(device):
+    layer = _degenerate_affine(-30.0, torch.float64).to(device).eval()
+    x = torch.randn(2, 4, 2, 2, dtype=torch.float64).to(device)
     _, ld = layer(x)
     assert torch.allclose(ld, jacobian_logdets(lambda v: layer(v)[0], x), atol=1e-10, rtol=0)
     assert torch.allclose(layer.inverse(layer(x)[0]), x, atol=1e-10, rtol=0)
@@ -162,13 +162,13 @@ def _unfloored_params(self, x1, cond):  # the coupling's parameters before the f
 
 
 @pytest.mark.parametrize("attention", ["none", "imap", "itrans"])
-def test_the_floor_leaves_every_number_of_a_normal_glow_unchanged(monkeypatch, attention):
+def test_the_floor_leaves_every_number_of_a_normal_glow_unchanged(monkeypatch, attention, device, dtype):
     """Bit for bit: log p, its gradients and samples of a perturbed smoke-size Glow, floor or no floor."""
     def run():
         torch.manual_seed(0)
         m = build_model(dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2,
-                             hidden=8, attention=attention))
-        x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+                             hidden=8, attention=attention)).to(device, dtype)
+        x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8).to(device)
         m.train()
         m.bits_per_dim(x)
         perturb_(m, 0.03)
@@ -184,12 +184,13 @@ def test_the_floor_leaves_every_number_of_a_normal_glow_unchanged(monkeypatch, a
     assert len(new) == len(old) > 2 and all(torch.equal(a, b) for a, b in zip(new, old))
 
 
-def test_a_perturbed_glow_itrans_no_longer_samples_nan_in_its_couplings():
-    """The case of issue 16: sampling fails (if at all) with NonFiniteError, and not in an AffineCoupling."""
+def test_a_perturbed_glow_itrans_no_longer_samples_nan_in_its_couplings(device):
+    """A perturbed Glow + iTrans sampled at T = 0.7 (it used to give NaN in an affine coupling): sampling fails
+    (if at all) with NonFiniteError, and not in an AffineCoupling."""
     torch.manual_seed(0)
     m = build_model(dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2, hidden=8,
-                         attention="itrans"))
-    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+                         attention="itrans")).to(device)
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8).to(device)
     m.train()
     m.bits_per_dim(x)
     m.eval()

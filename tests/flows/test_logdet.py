@@ -36,7 +36,7 @@ class Linear(nn.Module):
 
     def exact(self) -> float:
         """log det(I + A), in float64."""
-        return float(torch.linalg.slogdet(torch.eye(D, dtype=torch.float64) + self.a.detach()).logabsdet)
+        return float(torch.linalg.slogdet(torch.eye(D, dtype=torch.float64, device=self.a.device) + self.a.detach()).logabsdet)
 
 
 def _draws(g, x, cfg, training, calls):
@@ -56,19 +56,19 @@ def _draws(g, x, cfg, training, calls):
     (dict(dist="geometric", p=0.3, n_exact=0, n_samples=2, probe="rademacher"), True),
     (dict(dist="poisson", n_exact_eval=3), False),  # the evaluation path, with its own n_exact
 ])
-def test_roulette_is_unbiased(cfg, training):
-    g = Linear()
-    x = torch.zeros(50, 1, 2, 2, dtype=torch.float64)
+def test_roulette_is_unbiased(cfg, training, device):
+    g = Linear().to(device)
+    x = torch.zeros(50, 1, 2, 2, dtype=torch.float64, device=device)
     exact = g.exact()
     est = _draws(g, x, LogDetConfig.from_dict(cfg), training, 200)  # 200 calls × 50 probes = 10^4 estimates
     se = float(est.std() / math.sqrt(len(est)))
     assert abs(float(est.mean()) - exact) < 3 * se, (float(est.mean()), exact, se)
 
 
-def test_roulette_is_unbiased_for_a_nonlinear_branch():
+def test_roulette_is_unbiased_for_a_nonlinear_branch(device):
     torch.manual_seed(0)
-    g = LipschitzFCNet((1, 2, 2), 8, coeff=0.97).double()
-    x = torch.randn(1, 1, 2, 2, dtype=torch.float64)
+    g = LipschitzFCNet((1, 2, 2), 8, coeff=0.97).to(device, torch.float64)
+    x = torch.randn(1, 1, 2, 2, dtype=torch.float64).to(device)
     exact = float(exact_logdet(g, x)[1])
     xs = x.expand(50, -1, -1, -1).contiguous()
     est = _draws(g, xs, LogDetConfig.from_dict(dict(n_exact=1, n_samples=2)), True, 200)
@@ -76,10 +76,10 @@ def test_roulette_is_unbiased_for_a_nonlinear_branch():
     assert abs(float(est.mean()) - exact) < 3 * se
 
 
-def test_exact_logdet_matches_slogdet_of_the_autograd_jacobian():
+def test_exact_logdet_matches_slogdet_of_the_autograd_jacobian(device):
     torch.manual_seed(1)
-    g = LipschitzFCNet((1, 2, 2), 8).double()
-    x = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    g = LipschitzFCNet((1, 2, 2), 8).to(device, torch.float64)
+    x = torch.randn(3, 1, 2, 2, dtype=torch.float64).to(device)
     _, ld = exact_logdet(g, x)
     torch.testing.assert_close(ld, jacobian_logdets(lambda t: t + g(t), x), rtol=1e-10, atol=1e-12)
 
@@ -111,10 +111,10 @@ def test_evaluation_honours_its_own_exact_terms():
 
 
 @pytest.mark.parametrize("dist", ["poisson", "geometric"])
-def test_neumann_gradient_matches_autograd_of_the_exact_logdet(dist):
+def test_neumann_gradient_matches_autograd_of_the_exact_logdet(dist, device):
     torch.manual_seed(2)
-    g = LipschitzFCNet((1, 2, 2), 6, coeff=0.95).double()
-    x0 = torch.randn(1, 1, 2, 2, dtype=torch.float64)
+    g = LipschitzFCNet((1, 2, 2), 6, coeff=0.95).to(device, torch.float64)
+    x0 = torch.randn(1, 1, 2, 2, dtype=torch.float64).to(device)
     params = [p for p in g.parameters()]
     x = x0.clone().requires_grad_(True)
     _, ld = exact_logdet(g, x, create_graph=True)

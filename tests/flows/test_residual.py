@@ -14,10 +14,10 @@ from attnflow_core.nn.lipschitz_nets import LipschitzConvNet, LipschitzFCNet
     lambda: LipschitzConvNet(3, 16, (6, 6), coeff=0.9, activation="elu", preact=False),
     lambda: LipschitzFCNet((3, 6, 6), 32),
 ])
-def test_inverse_round_trip_below_1e8_in_float64_even_with_weights_scaled_100x(make):
+def test_inverse_round_trip_below_1e8_in_float64_even_with_weights_scaled_100x(make, device):
     torch.manual_seed(0)
-    block = ResidualBlock(make()).double().eval()
-    x = 3 * torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    block = ResidualBlock(make()).to(device, torch.float64).eval()
+    x = 3 * torch.randn(4, 3, 6, 6, dtype=torch.float64).to(device)
     for scale in (1.0, 100.0):
         with torch.no_grad():
             for name, p in block.named_parameters():
@@ -43,10 +43,10 @@ def test_non_contractive_branch_raises_convergence_error_naming_the_block():
     assert block.lipschitz_bound() == float("inf")
 
 
-def test_float32_inverse_meets_its_stated_tolerance():
+def test_float32_inverse_meets_its_stated_tolerance(device):
     torch.manual_seed(1)
-    block = ResidualBlock(LipschitzConvNet(2, 8, (5, 5))).eval()
-    x = 5 * torch.randn(3, 2, 5, 5)
+    block = ResidualBlock(LipschitzConvNet(2, 8, (5, 5))).to(device).eval()
+    x = 5 * torch.randn(3, 2, 5, 5).to(device)
     with torch.no_grad():
         xr = block.inverse(block(x)[0])
     assert float((xr - x).abs().max()) / float(x.abs().max()) < block.inverse_tol

@@ -25,40 +25,40 @@ class Fixed(nn.Module):
 
 
 @pytest.mark.parametrize("h", [0.0, -3.0, 5.0])
-def test_injector_adds_the_shift_before_scaling(h):
-    layer = AffineInjector(4, 2, net=lambda cin, cout: Fixed(cout, h)).double()
-    x, c = torch.randn(2, 4, 3, 3, dtype=torch.float64), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+def test_injector_adds_the_shift_before_scaling(h, device):
+    layer = AffineInjector(4, 2, net=lambda cin, cout: Fixed(cout, h)).to(device, torch.float64)
+    x, c = (torch.randn(2, 4, 3, 3, dtype=torch.float64).to(device), torch.randn(2, 2, 3, 3, dtype=torch.float64).to(device))
     y, logdet = layer(x, c)
     s = 1 / (1 + math.exp(-(h + 2))) + 1e-4
     torch.testing.assert_close(y, (x + 1) * s)
-    torch.testing.assert_close(logdet, torch.full((2,), 4 * 9 * math.log(s), dtype=torch.float64))
+    torch.testing.assert_close(logdet, torch.full((2,), 4 * 9 * math.log(s), dtype=torch.float64, device=device))
 
 
-def test_coupling_transforms_the_second_half_from_the_first_and_the_features():
-    layer = CondAffineCoupling(5, 2, net=lambda cin, cout: Fixed(cout, 1.0)).double()
-    x, c = torch.randn(2, 5, 3, 3, dtype=torch.float64), torch.randn(2, 2, 3, 3, dtype=torch.float64)
+def test_coupling_transforms_the_second_half_from_the_first_and_the_features(device):
+    layer = CondAffineCoupling(5, 2, net=lambda cin, cout: Fixed(cout, 1.0)).to(device, torch.float64)
+    x, c = (torch.randn(2, 5, 3, 3, dtype=torch.float64).to(device), torch.randn(2, 2, 3, 3, dtype=torch.float64).to(device))
     y, logdet = layer(x, c)
     s = 1 / (1 + math.exp(-3.0)) + 1e-4
     torch.testing.assert_close(y[:, :2], x[:, :2])  # x1 = the first ⌊C/2⌋ channels pass unchanged
     torch.testing.assert_close(y[:, 2:], (x[:, 2:] + 1) * s)
-    torch.testing.assert_close(logdet, torch.full((2,), 3 * 9 * math.log(s), dtype=torch.float64))
+    torch.testing.assert_close(logdet, torch.full((2,), 3 * 9 * math.log(s), dtype=torch.float64, device=device))
     assert layer.net.cout == 2 * 3 and CondAffineCoupling(5, 2, hidden=4).net.net[0].conv.in_channels == 2 + 2
 
 
-def test_at_initialisation_every_affine_layer_scales_by_sigmoid_2():
-    # CONDITIONAL.md §1.4: not the identity; log-scale ≈ −0.1269 per scaled element
-    layer = AffineInjector(4, 3, hidden=8)
-    x, c = torch.randn(2, 4, 3, 3), torch.randn(2, 3, 3, 3)
+def test_at_initialisation_every_affine_layer_scales_by_sigmoid_2(device, dtype):
+    # SRFlow's reference code: not the identity at initialisation; log-scale ≈ −0.1269 per scaled element
+    layer = AffineInjector(4, 3, hidden=8).to(device, dtype)
+    x, c = torch.randn(2, 4, 3, 3).to(device, dtype), torch.randn(2, 3, 3, 3).to(device, dtype)
     y, logdet = layer(x, c)
-    torch.testing.assert_close(y, x * (torch.sigmoid(torch.tensor(2.0)) + 1e-4))
-    torch.testing.assert_close(logdet / (4 * 9), torch.full((2,), -0.12681), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y, x * (torch.sigmoid(torch.tensor(2.0, dtype=dtype)) + 1e-4))
+    torch.testing.assert_close(logdet / (4 * 9), torch.full((2,), -0.12681, dtype=dtype, device=device), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("cls", [AffineInjector, CondAffineCoupling])
-def test_scale_stays_in_its_bounds_under_extreme_weights(cls):
+def test_scale_stays_in_its_bounds_under_extreme_weights(cls, device):
     torch.manual_seed(0)
-    layer = cls(4, 3, hidden=8).double()
-    x, c = torch.randn(2, 4, 4, 4, dtype=torch.float64), torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    layer = cls(4, 3, hidden=8).to(device, torch.float64)
+    x, c = (torch.randn(2, 4, 4, 4, dtype=torch.float64).to(device), torch.randn(2, 3, 4, 4, dtype=torch.float64).to(device))
     layer.train()
     layer(x, c)
     with torch.no_grad():
@@ -76,17 +76,18 @@ def test_scale_stays_in_its_bounds_under_extreme_weights(cls):
     torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-6)
 
 
-def test_full_invconv_is_orthogonal_at_init_and_counts_c_squared():
+def test_full_invconv_is_orthogonal_at_init_and_counts_c_squared(device, dtype):
     torch.manual_seed(0)
-    layer = InvConv1x1Full(6)
+    layer = InvConv1x1Full(6).to(device, dtype)
     assert sum(p.numel() for p in layer.parameters()) == 36
     with torch.no_grad():
-        _, logdet = layer(torch.randn(2, 6, 3, 3))
+        _, logdet = layer(torch.randn(2, 6, 3, 3).to(device, dtype))
     assert float(logdet.abs().max()) < 1e-4
     with torch.no_grad():
         layer.weight.mul_(2.0)
-    _, logdet = layer(torch.randn(2, 6, 3, 3))
-    torch.testing.assert_close(logdet, torch.full((2,), 9 * 6 * math.log(2.0)), rtol=1e-5, atol=1e-4)
+    _, logdet = layer(torch.randn(2, 6, 3, 3).to(device, dtype))
+    want = torch.full((2,), 9 * 6 * math.log(2.0), dtype=dtype, device=device)
+    torch.testing.assert_close(logdet, want, rtol=1e-5, atol=1e-4)
 
 
 def test_injector_needs_features():

@@ -137,12 +137,12 @@ def test_lpips_is_na_with_a_reason_without_weights_and_runs_with_them(monkeypatc
     assert metric.available and d.shape == (2,) and (d > 0).all() and float(metric(a, a).abs().max()) < 1e-6
 
 
-def test_temperature_sweep_averages_over_temperatures_and_restores_the_rng():
+def test_temperature_sweep_averages_over_temperatures_and_restores_the_rng(device):
     from attnflow_core import build_model
 
     torch.manual_seed(0)
     m = build_model({"family": "srflow", "image_shape": (3, 16, 16), "levels": 1, "steps": 1, "hidden": 8,
-                     "nf": 4, "nb": 1, "gc": 4})
+                     "nf": 4, "nb": 1, "gc": 4}).to(device)
     hr = _pairs(shape=(3, 3, 16, 16))[0]
     lr = imresize(hr, 1 / 8)
     state = torch.get_rng_state()

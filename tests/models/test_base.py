@@ -28,21 +28,22 @@ def _cond(model, n=2):
     return None
 
 
-def _initialised(name):
+def _initialised(name, device="cpu", dtype=torch.float32):
     torch.manual_seed(0)
-    m = build_model(FAMILIES[name])
-    x = torch.randint(0, 256, (2, *m.image_shape), dtype=torch.uint8)
+    m = build_model(FAMILIES[name]).to(device, dtype)
+    x = torch.randint(0, 256, (2, *m.image_shape), dtype=torch.uint8).to(device)
     c = _cond(m)
+    c = None if c is None else c.to(device)
     m.train()
     m.bits_per_dim(x, c)  # data-dependent initialisation (reads the init flags once)
     return m, x, c
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_loss_of_8bit_images_reads_no_values(name):
+def test_loss_of_8bit_images_reads_no_values(name, device, dtype):
     """Dequantised 8-bit images are finite and in model space by construction: the loss (and its
     backward) must not check them with a reduction and a host read every training step."""
-    m, x, c = _initialised(name)
+    m, x, c = _initialised(name, device, dtype)
     with count_host_reads() as reads:
         m.bits_per_dim(x, c).mean().backward()
         if name == "fullglow":
@@ -50,8 +51,8 @@ def test_loss_of_8bit_images_reads_no_values(name):
     assert reads == [], f"{name}: the loss read tensor values {reads}"
 
 
-def test_user_floats_are_still_checked():
-    m, x, _ = _initialised("glow")
+def test_user_floats_are_still_checked(device, dtype):
+    m, x, _ = _initialised("glow", device, dtype)
     xm = m.dequantize(x)
     bad = xm.clone()
     bad[0, 0, 0, 0] = float("nan")
@@ -62,17 +63,17 @@ def test_user_floats_are_still_checked():
     with count_host_reads() as reads:
         m.log_prob(xm)
     assert reads == []  # the dequantised tensor itself needs no reading
-    x_nan = x.float()
+    x_nan = x.to(dtype)
     x_nan[0, 0, 0, 0] = float("nan")
     with pytest.raises(FlowError, match=r"8-bit image batch contains 1 non-finite"):
         m.bits_per_dim(x_nan)
     with pytest.raises(FlowError, match=r"values in 0\.\.255, got range \[-1, 255\]"):
-        m.bits_per_dim(torch.cat([x.float(), torch.full((1, *m.image_shape), -1.0)]))
+        m.bits_per_dim(torch.cat([x.to(dtype), torch.full((1, *m.image_shape), -1.0, dtype=dtype, device=device)]))
     with count_host_reads() as reads:
-        m.bits_per_dim(x.float())  # float 8-bit images: one combined check at the entry point
+        m.bits_per_dim(x.to(dtype))  # float 8-bit images: one combined check at the entry point
     assert len(reads) == 1
-    sr, hr, lr = _initialised("srflow")
-    bad_lr = lr.float() / 255
+    sr, hr, lr = _initialised("srflow", device, dtype)
+    bad_lr = lr.to(dtype) / 255
     bad_lr[0, 0, 0, 0] = float("inf")
     with pytest.raises(FlowError, match=r"cond contains 1 non-finite"):
         sr.bits_per_dim(hr, bad_lr)
@@ -101,8 +102,8 @@ POISONED = [
 
 
 @pytest.mark.parametrize("name,path,where", POISONED, ids=[p[0] for p in POISONED])
-def test_sample_names_the_first_non_finite_layer(monkeypatch, name, path, where):
-    m, _, c = _initialised(name)
+def test_sample_names_the_first_non_finite_layer(monkeypatch, name, path, where, device, dtype):
+    m, _, c = _initialised(name, device, dtype)
     m.eval()
     _poison_inverse(monkeypatch, m.get_submodule(path))
     with pytest.raises(NonFiniteError, match=r"temperature 0\.7 gave \d+ non-finite.* first appear in the inverse of "
@@ -113,8 +114,8 @@ def test_sample_names_the_first_non_finite_layer(monkeypatch, name, path, where)
             m.super_resolve(c, [1.0, 0.7])
 
 
-def test_sample_names_a_prior_that_draws_non_finite_latents(monkeypatch):
-    m, _, _ = _initialised("marflow")
+def test_sample_names_a_prior_that_draws_non_finite_latents(monkeypatch, device, dtype):
+    m, _, _ = _initialised("marflow", device, dtype)
     m.eval()
     prior = m.priors[0]
     orig = prior.sample
@@ -124,9 +125,9 @@ def test_sample_names_a_prior_that_draws_non_finite_latents(monkeypatch):
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
-def test_finite_samples_cost_one_host_sync(name):
+def test_finite_samples_cost_one_host_sync(name, device, dtype):
     """The check adds one read to sampling (residual flows' fixed-point inverse reads its own progress)."""
-    m, _, c = _initialised(name)
+    m, _, c = _initialised(name, device, dtype)
     m.eval()
     with torch.no_grad(), count_host_reads() as decode_reads:
         torch.manual_seed(3)

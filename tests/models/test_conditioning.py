@@ -31,30 +31,30 @@ def _check_exact(m, x, c):
     torch.testing.assert_close(logdet[:1], expected, rtol=1e-6, atol=1e-8)
 
 
-def test_pooled_default_is_stage1_average_pooling():
+def test_pooled_default_is_average_pooling():
     r = PooledConditioner()
     c = torch.randn(2, 2, 8, 8)
     torch.testing.assert_close(r.route(c, 0, 1, (12, 4, 4)), F.adaptive_avg_pool2d(c, (4, 4)))
     assert r.route(c, 0, 1, (2, 8, 8)) is c
 
 
-def test_conditional_model_is_exact_and_cond_matters():
+def test_conditional_model_is_exact_and_cond_matters(device):
     torch.manual_seed(0)
-    m = FlowModel(CFG).double()
-    x = torch.rand(3, 3, 8, 8, dtype=torch.float64) - 0.5
-    c = torch.randn(3, 2, 8, 8, dtype=torch.float64)
+    m = FlowModel(CFG).to(device, torch.float64)
+    x = (torch.rand(3, 3, 8, 8, dtype=torch.float64) - 0.5).to(device)
+    c = torch.randn(3, 2, 8, 8, dtype=torch.float64).to(device)
     prepare_model(m, x, c)
     _check_exact(m, x, c)
     assert (m.log_prob(x, c) - m.log_prob(x, c + 1)).abs().max() > 1e-6
 
 
-def test_encoder_is_trained_jointly_and_routed_per_level():
+def test_encoder_is_trained_jointly_and_routed_per_level(device):
     torch.manual_seed(0)
     enc = TwoLevelEncoder()
-    m = FlowModel(CFG, conditioner=EncoderConditioner(enc)).double()
+    m = FlowModel(CFG, conditioner=EncoderConditioner(enc)).to(device, torch.float64)
     assert {id(p) for p in enc.parameters()} <= {id(p) for p in m.parameters()}
-    x = torch.rand(2, 3, 8, 8, dtype=torch.float64) - 0.5
-    c = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    x = (torch.rand(2, 3, 8, 8, dtype=torch.float64) - 0.5).to(device)
+    c = torch.randn(2, 1, 8, 8, dtype=torch.float64).to(device)
     prepare_model(m, x, c)
     _check_exact(m, x, c)
     m.log_prob(x, c).sum().backward()
@@ -63,7 +63,7 @@ def test_encoder_is_trained_jointly_and_routed_per_level():
     assert s.shape == x.shape and torch.isfinite(s).all()
 
 
-def test_per_step_routing_is_explicit():
+def test_per_step_routing_is_explicit(device, dtype):
     seen = []
 
     def router(encoded, level, step, shape):
@@ -73,9 +73,9 @@ def test_per_step_routing_is_explicit():
     torch.manual_seed(0)
     feats = lambda c: [[None] + [c[:, :2, ::2, ::2] * (j + 1) for j in range(2)],  # noqa: E731
                        [None] + [c[:, :2, ::4, ::4] * (j + 1) for j in range(2)]]
-    m = FlowModel(CFG, conditioner=EncoderConditioner(_Lambda(feats), router=router))
-    x = torch.rand(2, 3, 8, 8) - 0.5
-    m.log_prob(x, torch.randn(2, 2, 8, 8))
+    m = FlowModel(CFG, conditioner=EncoderConditioner(_Lambda(feats), router=router)).to(device, dtype)
+    x = torch.rand(2, 3, 8, 8, dtype=dtype, device=device) - 0.5
+    assert torch.isfinite(m.log_prob(x, torch.randn(2, 2, 8, 8, dtype=dtype, device=device))).all()
     # every layer of every level (squeeze = 0, steps 1..K) was asked for, in order
     assert [(lv, st) for lv, st in seen if st is not None] == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
 
@@ -96,11 +96,12 @@ def test_encoder_routing_errors_are_clear():
         m.log_prob(torch.rand(1, 3, 8, 8) - 0.5, torch.randn(1, 2, 8, 8))
 
 
-def test_conditional_model_needs_cond_of_the_right_batch():
-    m = FlowModel(CFG)
+def test_conditional_model_needs_cond_of_the_right_batch(device, dtype):
+    m = FlowModel(CFG).to(device, dtype)
+    kw = dict(dtype=dtype, device=device)
     with pytest.raises(FlowError, match="pass cond"):
-        m.log_prob(torch.rand(2, 3, 8, 8))
+        m.log_prob(torch.rand(2, 3, 8, 8, **kw))
     with pytest.raises(FlowError, match="batch size 3"):
-        m.log_prob(torch.rand(2, 3, 8, 8), torch.randn(3, 2, 8, 8))
+        m.log_prob(torch.rand(2, 3, 8, 8, **kw), torch.randn(3, 2, 8, 8, **kw))
     with pytest.raises(FlowError, match="non-finite"):
-        m.log_prob(torch.rand(2, 3, 8, 8), torch.full((2, 2, 8, 8), float("nan")))
+        m.log_prob(torch.rand(2, 3, 8, 8, **kw), torch.full((2, 2, 8, 8), float("nan"), **kw))

@@ -1,7 +1,7 @@
 """Parameter counts against the paper's Table 2 and the reference mARFlow code."""
 from attnflow_core import build_model, paper_config
 
-PAPER_MARFLOW = 46_011_410  # Table 2 "46.01"; exact count of the reference mARFlow code (PEERS.md)
+PAPER_MARFLOW = 46_011_410  # Table 2 "46.01"; exact count of the reference mARFlow code (visinf/mar-scf)
 UNUSED_TOP_COND_NET = 48 * 32 * 25 + 32 + 32 * 4 * 25 + 4  # 41,636: built by the reference, never called
 
 
@@ -18,6 +18,6 @@ def test_marflow_parameters_match_paper_table2():
 
 def test_affine_marflow_flow_part_matches_reference_count():
     m = build_model(backbone="marflow", coupling="affine", levels=3, steps=4, hidden=96, image_shape=(3, 32, 32))
-    assert sum(p.numel() for p in m.levels.parameters()) == 576_528  # PEERS.md, reference code
+    assert sum(p.numel() for p in m.levels.parameters()) == 576_528  # visinf/mar-scf's code
     prior = sum(p.numel() for p in m.priors.parameters())
     assert prior == 1_524_914 - UNUSED_TOP_COND_NET  # ours has no unused top-level condition net

@@ -18,19 +18,19 @@ TINY = dict(family="fullglow", image_shape=(1, 20, 20), label_channels=3, levels
 ONE_LEVEL = {**TINY, "image_shape": (1, 12, 12), "levels": 1}
 
 
-def _ready(cfg, batch=2, seed=0):
+def _ready(cfg, batch=2, seed=0, device="cpu"):
     torch.manual_seed(seed)
-    m = build_model(cfg).double()
-    x = torch.rand(batch, *m.image_shape, dtype=torch.float64) - 0.5
-    c = torch.rand(batch, *m.label_shape, dtype=torch.float64) - 0.5
+    m = build_model(cfg).to(device, torch.float64)
+    x = (torch.rand(batch, *m.image_shape, dtype=torch.float64) - 0.5).to(device)
+    c = (torch.rand(batch, *m.label_shape, dtype=torch.float64) - 0.5).to(device)
     return prepare_model(m, x, c, seed=seed), x, c  # data-dependent initialisation of both Glows
 
 
 @pytest.mark.parametrize("cfg", [TINY, {**ONE_LEVEL, "attention": "imap", "position": 2},
                                  {**ONE_LEVEL, "attention": "itrans", "position": 1}],
                          ids=["fullglow-L2", "imap-pos2-L1", "itrans-pos1-L1"])
-def test_right_glow_logdet_matches_autograd_at_batch_2(cfg):
-    m, x, c = _ready(cfg)
+def test_right_glow_logdet_matches_autograd_at_batch_2(cfg, device):
+    m, x, c = _ready(cfg, device=device)
     zs, _, logdet = m.encode(x, c)  # one batch-2 pass
     expected = torch.cat([jacobian_logdets(lambda t: flatten_latents(m.encode(t, c[i:i + 1])[0]), x[i:i + 1])
                           for i in range(2)])
@@ -39,8 +39,8 @@ def test_right_glow_logdet_matches_autograd_at_batch_2(cfg):
     assert (m.decode(zs, c) - x).abs().max() < 1e-10
 
 
-def test_log_prob_is_the_right_glow_change_of_variables():
-    m, x, c = _ready(TINY)
+def test_log_prob_is_the_right_glow_change_of_variables(device):
+    m, x, c = _ready(TINY, device=device)
     zs, contexts, logdet = m.encode(x, c)
     lp = logdet + sum(p.log_prob(z, h) for p, z, h in zip(m.priors, zs, contexts))
     torch.testing.assert_close(m.log_prob(x, c), lp)
@@ -49,11 +49,11 @@ def test_log_prob_is_the_right_glow_change_of_variables():
     assert (m.log_prob(x, c) - m.log_prob(x, 0.5 * c)).abs().max() > 1e-6  # the label matters
 
 
-def test_joint_loss_trains_both_glows_and_is_the_weighted_sum():
-    m, x, c = _ready(TINY)
+def test_joint_loss_trains_both_glows_and_is_the_weighted_sum(device):
+    m, x, c = _ready(TINY, device=device)
     m.train()
-    x8 = torch.randint(0, 256, (2, *m.image_shape), dtype=torch.uint8)
-    c8 = torch.randint(0, 256, (2, *m.label_shape), dtype=torch.uint8)
+    x8 = torch.randint(0, 256, (2, *m.image_shape), dtype=torch.uint8).to(device)
+    c8 = torch.randint(0, 256, (2, *m.label_shape), dtype=torch.uint8).to(device)
     torch.manual_seed(3)
     loss = JointBitsPerDim()(m, (x8, c8))
     torch.manual_seed(3)
@@ -61,7 +61,7 @@ def test_joint_loss_trains_both_glows_and_is_the_weighted_sum():
     torch.testing.assert_close(loss, bpd_b.mean() + 1e-4 * bpd_a.mean())
     torch.manual_seed(3)
     # bits/dim of the photo from its own definition: dequantise both, change of variables, −log 256 per dim
-    u_x, u_c = torch.rand(x8.shape, dtype=torch.float64), torch.rand(c8.shape, dtype=torch.float64)  # model dtype
+    u_x, u_c = (torch.rand(t.shape, dtype=torch.float64, device=device) for t in (x8, c8))  # model dtype
     lp = m.log_prob((x8 + u_x) / 256 - 0.5, (c8 + u_c) / 256 - 0.5)
     d = 400
     torch.testing.assert_close(bpd_b, -(lp - d * math.log(256)) / (d * math.log(2)))
@@ -71,8 +71,8 @@ def test_joint_loss_trains_both_glows_and_is_the_weighted_sum():
     assert left.grad.abs().sum() > 0 and right.grad.abs().sum() > 0
 
 
-def test_sampling_follows_the_label_and_the_temperature():
-    m, _, c = _ready(TINY)
+def test_sampling_follows_the_label_and_the_temperature(device):
+    m, _, c = _ready(TINY, device=device)
     torch.manual_seed(0)
     s = m.sample(c, temperature=0.7)
     assert s.shape == (2, *m.image_shape) and torch.isfinite(s).all()
@@ -81,7 +81,7 @@ def test_sampling_follows_the_label_and_the_temperature():
     zero = m.sample(c, 0.0)  # temperature 0: the prior means, decoded -- deterministic given the label
     torch.testing.assert_close(zero, m.sample(2, 0.0, cond=c))
     assert (zero - m.sample(-c, 0.0)).abs().max() > 1e-6
-    c8 = torch.randint(0, 256, (2, *m.label_shape), dtype=torch.uint8)  # 8-bit labels: bin centres
+    c8 = torch.randint(0, 256, (2, *m.label_shape), dtype=torch.uint8).to(device)  # 8-bit labels: bin centres
     torch.testing.assert_close(m.sample(c8, 0.0), m.sample(((c8.double() + 0.5) / 256 - 0.5), 0.0))
 
 
@@ -100,7 +100,7 @@ def table5_counts():
 
 
 def test_parameter_counts_match_table5_exactly(table5_counts):
-    # L4 K16, 256×256, LU: the reference code's count (CONDITIONAL.md §2.7); Table 5: 155.33 M
+    # L4 K16, 256×256, LU: the reference code's count (MoeinSorkhei/glow2); Table 5: 155.33 M
     assert table5_counts["L4K16"] == (155_335_008, 37_335_440)
     assert table5_counts["L2K8"][0] == 34_654_752
 
@@ -137,12 +137,12 @@ def test_parameter_count_closed_form(table5_counts):
         assert _closed_form(L, K, H, W, cl=cl) == _count(cfg)[0]
 
 
-def test_bad_input_is_named():
-    m, x, c = _ready(TINY)
+def test_bad_input_is_named(device):
+    m, x, c = _ready(TINY, device=device)
     with pytest.raises(FlowError, match="different sizes"):
-        m.log_prob(x, torch.zeros(2, 3, 24, 24, dtype=torch.float64))
+        m.log_prob(x, torch.zeros(2, 3, 24, 24, dtype=torch.float64, device=device))
     with pytest.raises(FlowError, match="34 for one-hot"):
-        m.log_prob(x, torch.zeros(2, 34, 20, 20, dtype=torch.float64))
+        m.log_prob(x, torch.zeros(2, 34, 20, 20, dtype=torch.float64, device=device))
     with pytest.raises(FlowError, match="pass the label map"):
         m.log_prob(x)
     bad = c.clone()
@@ -158,7 +158,7 @@ def test_bad_input_is_named():
     with pytest.raises(FlowError, match="batch"):
         m.sample(3, 1.0, cond=c)
     with pytest.raises(FlowError, match="label map must lie in model space.*8-bit"):
-        m.joint_bits_per_dim(torch.zeros(2, 1, 20, 20, dtype=torch.uint8), (c + 0.5) * 255)  # uint8 values as floats
+        m.joint_bits_per_dim(torch.zeros(2, 1, 20, 20, dtype=torch.uint8, device=device), (c + 0.5) * 255)  # uint8 values as floats
     with pytest.raises(FlowError, match="label map must lie in model space"):
         m.sample((c + 0.5) * 255, 1.0)
     with pytest.raises(FlowError, match="5×5"):

@@ -16,12 +16,12 @@ TOL = dict(rtol=0, atol=1e-10)
 
 
 @pytest.fixture(scope="module")
-def ref():
-    return torch.load(FIXTURE, weights_only=True)
+def ref(device):
+    return torch.load(FIXTURE, weights_only=True, map_location=device)
 
 
-def _load(state, **kw):
-    return load_reference(state, family="fullglow", dtype=torch.float64, **kw)
+def _load(state, device="cpu", **kw):
+    return load_reference(state, family="fullglow", dtype=torch.float64, **kw).to(device)
 
 
 def _inputs(ref):
@@ -29,8 +29,8 @@ def _inputs(ref):
     return o["x_b"] - 0.5, o["x_a"] - 0.5  # glow2's [0, 1] data, our [-1/2, 1/2] model space
 
 
-def test_fixture_log_probs_latents_and_inverses_match_glow2(ref):
-    m, o = _load(ref["state_dict"]), ref["outputs"]
+def test_fixture_log_probs_latents_and_inverses_match_glow2(ref, device):
+    m, o = _load(ref["state_dict"], device), ref["outputs"]
     photo, label = _inputs(ref)
     assert m.config.image_shape == (1, 20, 20) and (m.config.levels, m.config.steps) == (2, 2)
     with torch.no_grad():
@@ -47,17 +47,17 @@ def test_fixture_log_probs_latents_and_inverses_match_glow2(ref):
         torch.testing.assert_close(m.left.decode(o["z_given"]) + 0.5, o["left_reverse"], **TOL)
 
 
-def test_glow2_bits_per_dim_reproduces_its_printed_numbers(ref):
-    m, o = _load(ref["state_dict"]), ref["outputs"]
+def test_glow2_bits_per_dim_reproduces_its_printed_numbers(ref, device):
+    m, o = _load(ref["state_dict"], device), ref["outputs"]
     with torch.no_grad():
         left, right = glow2_bits_per_dim(m, o["photo_u8"], o["label_u8"], o["photo_noise"], o["label_noise"])
     torch.testing.assert_close(left, o["bpd_left"], **TOL)
     torch.testing.assert_close(right, o["bpd_right"], **TOL)
 
 
-def test_per_sample_actnorm_logdets_average_to_glow2s_batch_mean(ref):
+def test_per_sample_actnorm_logdets_average_to_glow2s_batch_mean(ref, device):
     """glow2's conditional ActNorm returns one batch-mean log-det at batch 2; ours are per sample."""
-    m = _load(ref["state_dict"])
+    m = _load(ref["state_dict"], device)
     photo, label = _inputs(ref)
     with torch.no_grad():
         left = m.conditioner.encode(label)
@@ -67,17 +67,17 @@ def test_per_sample_actnorm_logdets_average_to_glow2s_batch_mean(ref):
     assert (logdet[0] - logdet[1]).abs() > 1e-2
 
 
-def test_data_dependent_start_matches_glow2(ref):
+def test_data_dependent_start_matches_glow2(ref, device):
     """Both ActNorms start from the mean and the *unbiased* std of their first batch, as glow2's do."""
     init = ref["init"]
     fresh = dict(ref["state_dict"])
     for k in init["reset"]:  # glow2's values before its first forward pass
         fresh[k] = torch.ones_like(fresh[k]) if k.endswith(".scale") else torch.zeros_like(fresh[k])
-    m = _load(fresh).train()
+    m = _load(fresh, device).train()
     photo, label = _inputs(ref)
     with torch.no_grad():
         m.joint_log_prob(photo[:1], label[:1])  # glow2 initialised on sample 0 alone
-    want = _load({**ref["state_dict"], **init["after"]}).state_dict()
+    want = _load({**ref["state_dict"], **init["after"]}, device).state_dict()
     got = m.state_dict()
     for k, v in want.items():
         torch.testing.assert_close(got[k].double(), v.double(), **TOL, msg=k)

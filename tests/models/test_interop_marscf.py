@@ -13,16 +13,17 @@ TOL = dict(atol=1e-10, rtol=0)
 
 
 @pytest.fixture(scope="module", params=["affine", "mixlogistic"])
-def fixture(request):
-    return torch.load(FIXTURES / f"{request.param}.pt", weights_only=True)
+def fixture(request, device):
+    return torch.load(FIXTURES / f"{request.param}.pt", weights_only=True, map_location=device)
 
 
-def _load(f, **kw):
-    return load_reference(f["state_dict"], family="marscf", config={"image_shape": f["config"]["image_shape"]}, **kw)
+def _load(f, device="cpu", **kw):
+    cfg = {"image_shape": f["config"]["image_shape"]}
+    return load_reference(f["state_dict"], family="marscf", config=cfg, **kw).to(device)
 
 
-def test_the_reference_numbers_are_reproduced(fixture):
-    model = _load(fixture)
+def test_the_reference_numbers_are_reproduced(fixture, device):
+    model = _load(fixture, device)
     assert model.config.coupling == fixture["config"]["coupling"].replace("mixlogcdf", "mixlogistic")
     with torch.no_grad():
         torch.testing.assert_close(model.log_prob(fixture["x"]), fixture["log_prob"], **TOL)
@@ -32,13 +33,13 @@ def test_the_reference_numbers_are_reproduced(fixture):
         torch.testing.assert_close(model.decode(fixture["given_latents"]), fixture["inverse"], **TOL)
 
 
-def test_scoring_in_the_reference_conventions_gives_its_bits_per_dim(fixture):
-    theirs = _load(fixture, scoring="marscf")
+def test_scoring_in_the_reference_conventions_gives_its_bits_per_dim(fixture, device):
+    theirs = _load(fixture, device, scoring="marscf")
     assert isinstance(theirs, MarScfScoredFlow)
     with torch.no_grad():
         torch.testing.assert_close(theirs.bits_per_dim(fixture["pixels"], noise=fixture["noise"]),
                                    fixture["bits_per_dim"], **TOL)
-        ours = _load(fixture).bits_per_dim(fixture["pixels"], noise=False)
+        ours = _load(fixture, device).bits_per_dim(fixture["pixels"], noise=False)
     assert not torch.allclose(ours, fixture["bits_per_dim"], atol=1e-4)  # the conventions differ
 
 
@@ -50,9 +51,9 @@ def test_parameter_gap_is_exactly_the_unused_top_condition_net(fixture):
     assert _load(fixture).num_parameters() == fixture["reference_parameters"] - unused
 
 
-def test_the_mixture_fixture_pins_the_marscf_coupling_form():
-    f = torch.load(FIXTURES / "mixlogistic.pt", weights_only=True)
-    model = _load(f)
+def test_the_mixture_fixture_pins_the_marscf_coupling_form(device):
+    f = torch.load(FIXTURES / "mixlogistic.pt", weights_only=True, map_location=device)
+    model = _load(f, device)
     for layer in model.modules():
         if hasattr(layer, "form"):
             layer.form = "flowpp"  # Flow++ paper's y = ℓ·e^a + t: same weights, another function

@@ -23,8 +23,8 @@ def fx():
 
 
 @pytest.fixture(scope="module")
-def model(fx):
-    return load_reference(fx["state_dict"], family="resflow")
+def model(fx, device):
+    return load_reference(fx["state_dict"], family="resflow").to(device)
 
 
 def test_inferred_architecture_and_every_reference_weight_used_as_it_is(model):
@@ -35,14 +35,14 @@ def test_inferred_architecture_and_every_reference_weight_used_as_it_is(model):
     assert all(b <= 0.9800001 ** 3 for b in model.lipschitz_certificates().values())
 
 
-def test_latents_and_exact_log_density_match_the_reference(fx, model):
-    out = fx["outputs"]
+def test_latents_and_exact_log_density_match_the_reference(fx, model, device):
+    out = {k: v.to(device) for k, v in fx["outputs"].items()}
     x = from_reference_space(out["x"])
     with torch.no_grad():
         zs, _, _ = model.encode(x)
     assert float((zs[-1].flatten(1) - out["z"]).abs().max()) < 1e-10
     exact = load_reference(fx["state_dict"], family="resflow",
-                           config={**model.config.to_dict(), "coeff": 0.98, "logdet": {"method": "exact"}})
+                           config={**model.config.to_dict(), "coeff": 0.98, "logdet": {"method": "exact"}}).to(device)
     lp = exact.log_prob(x).detach()
     assert float((lp - out["logpx"]).abs().max()) < 1e-10
     D = 3 * 8 * 8
@@ -50,8 +50,8 @@ def test_latents_and_exact_log_density_match_the_reference(fx, model):
     assert float((bpd - out["bpd"]).abs().max()) < 1e-10
 
 
-def test_inverse_of_given_latents_matches_the_reference(fx, model):
-    out = fx["outputs"]
+def test_inverse_of_given_latents_matches_the_reference(fx, model, device):
+    out = {k: v.to(device) for k, v in fx["outputs"].items()}
     with torch.no_grad():  # one latent of 12×4×4 (no factoring out), as the reference's flattened z
         xs = model.decode([None, out["z_given"].view(-1, 12, 4, 4)])
     ref = from_reference_space(out["x_inverse"])

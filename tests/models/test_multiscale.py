@@ -14,10 +14,10 @@ from attnflow_core.testing import jacobian_logdets, prepare_model
 SMALL = dict(image_shape=(3, 8, 8), levels=2, steps=1, hidden=8, heads=2)
 
 
-def _model(dtype=torch.float64, **kw):
+def _model(dtype=torch.float64, device="cpu", **kw):
     cfg = {**SMALL, **kw}
-    m = build_model(cfg).to(dtype)
-    x = torch.rand(3, *cfg["image_shape"], dtype=dtype) - 0.5
+    m = build_model(cfg).to(device, dtype)
+    x = (torch.rand(3, *cfg["image_shape"], dtype=dtype) - 0.5).to(device)
     return prepare_model(m, x), x
 
 
@@ -32,25 +32,25 @@ def _check_model(m, x):
 @pytest.mark.parametrize("position", POSITIONS)
 @pytest.mark.parametrize("mask", MASK_KINDS)
 @pytest.mark.parametrize("attention", ["imap", "itrans"])
-def test_attention_model_exact(attention, mask, position):
-    m, x = _model(attention=attention, mask=mask, position=position)
+def test_attention_model_exact(attention, mask, position, device):
+    m, x = _model(device=device, attention=attention, mask=mask, position=position)
     _check_model(m, x)
 
 
 @pytest.mark.parametrize("backbone", ["glow", "marflow"])
 @pytest.mark.parametrize("coupling", ["affine", "mixlogistic"])
-def test_backbones_exact(backbone, coupling):
-    m, x = _model(backbone=backbone, coupling=coupling, attention="itrans", components=3, blocks=1, dropout=0.0)
+def test_backbones_exact(backbone, coupling, device):
+    m, x = _model(device=device, backbone=backbone, coupling=coupling, attention="itrans", components=3, blocks=1, dropout=0.0)
     _check_model(m, x)
     lp = m.log_prob(x)
     assert lp.shape == (3,) and torch.isfinite(lp).all()
 
 
-def test_float32_round_trip_whole_model():
-    m, x = _model(torch.float32, backbone="marflow", attention="imap")
+def test_round_trip_whole_model(device, dtype):
+    m, x = _model(dtype, device, backbone="marflow", attention="imap")
     with torch.no_grad():
         zs, _, _ = m.encode(x)
-        assert (m.decode(zs) - x).abs().max() < 1e-5
+        assert (m.decode(zs) - x).abs().max() < (1e-5 if dtype == torch.float32 else 1e-10)
 
 
 def test_attention_position_is_where_asked():
@@ -64,20 +64,20 @@ def test_attention_position_is_where_asked():
         assert [k for k in kinds if k is not IMap] == order
 
 
-def test_sampling_and_temperature():
-    m, _ = _model(torch.float32, backbone="marflow", attention="itrans")
+def test_sampling_and_temperature(device, dtype):
+    m, _ = _model(dtype, device, backbone="marflow", attention="itrans")
     torch.manual_seed(0)
     s = m.sample(4, temperature=0.7)
-    assert s.shape == (4, 3, 8, 8) and torch.isfinite(s).all()
+    assert s.shape == (4, 3, 8, 8) and s.dtype == dtype and s.device.type == device.type and torch.isfinite(s).all()
     s0a, s0b = m.sample(2, temperature=0.0), m.sample(2, temperature=0.0)
     torch.testing.assert_close(s0a, s0b)  # temperature 0: the deterministic mode path
     u8 = m.to_uint8(s)
     assert u8.dtype == torch.uint8
 
 
-def test_bits_per_dim_counts_dequantisation():
-    m, _ = _model(torch.float64)
-    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+def test_bits_per_dim_counts_dequantisation(device):
+    m, _ = _model(torch.float64, device)
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8).to(device)
     bpd = m.bits_per_dim(x, noise=False)
     xm = (x.double() + 0.5) / 256 - 0.5
     d = 3 * 8 * 8
@@ -85,16 +85,16 @@ def test_bits_per_dim_counts_dequantisation():
     torch.testing.assert_close(bpd, manual)
 
 
-def test_actnorm_initialised_flag_survives_state_dict():
-    m, x = _model(torch.float32)
+def test_actnorm_initialised_flag_survives_state_dict(device, dtype):
+    m, x = _model(dtype, device)
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
-    fresh = build_model(SMALL)
+    fresh = build_model(SMALL).to(device, dtype)
     buf.seek(0)
     fresh.load_state_dict(torch.load(buf))
     fresh.train()
     before = {k: v.clone() for k, v in fresh.state_dict().items()}
-    fresh.log_prob(torch.rand(5, 3, 8, 8) * 3)  # very different data: a re-init would change ActNorm
+    fresh.log_prob(torch.rand(5, 3, 8, 8, dtype=dtype, device=device) * 3)  # very different data: a re-init would change ActNorm
     after = fresh.state_dict()
     for k in before:
         if "log_scale" in k or k.endswith(".bias"):
@@ -132,9 +132,9 @@ def test_bad_inputs_are_refused_clearly():
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_log_prob_and_encode_refuse_non_finite_input(bad):
-    m, x = _model(torch.float32)
-    x = x.float().clone()
+def test_log_prob_and_encode_refuse_non_finite_input(bad, device, dtype):
+    m, x = _model(dtype, device)
+    x = x.clone()
     x[1, 0, 2, 3] = bad
     with pytest.raises(FlowError, match="non-finite"):
         m.log_prob(x)

@@ -1,6 +1,6 @@
 """The patch grid of iTrans in whole multi-scale models: ``patches="auto"`` resolved per level at build
 time (standard MNIST with the paper's 4 patches where the map allows), visible in the model and the
-config, and clear errors for grids that cannot be built (issue 16, item 4)."""
+config, and clear errors for grids that cannot be built."""
 import pytest
 import torch
 
@@ -26,10 +26,10 @@ def test_standard_mnist_builds_with_auto_patches():
     assert "grid=2×2 (patches='auto' on 14×14)" in repr(model.levels[0])
 
 
-def test_auto_model_is_exact():
-    model = build_model(dict(MNIST, patches="auto", image_shape=(1, 12, 12))).double()  # 6×6 → 2×2, 3×3 → 1×1
+def test_auto_model_is_exact(device):
+    model = build_model(dict(MNIST, patches="auto", image_shape=(1, 12, 12))).to(device, torch.float64)  # 6×6 → 2×2, 3×3 → 1×1
     assert model.patch_grids == [(2, 2), (1, 1)]
-    x = torch.rand(3, 1, 12, 12, dtype=torch.float64) - 0.5
+    x = (torch.rand(3, 1, 12, 12, dtype=torch.float64) - 0.5).to(device)
     prepare_model(model, x)
     zs, _, logdet = model.encode(x)
     assert (model.decode(zs) - x).abs().max() < 1e-10

@@ -9,7 +9,7 @@ from attnflow_core.core import UnknownNameError
 from attnflow_core.models import MODELS, config_to_dict, make_config, register_family
 
 
-def test_stage1_configs_need_no_family_key():
+def test_configs_without_a_family_key_are_multiscale():
     m = build_model({"levels": 2, "steps": 1, "hidden": 8, "image_shape": (1, 8, 8)})
     assert isinstance(m, FlowModel) and m.config.levels == 2
     assert build_model(FlowConfig(levels=1, steps=1, hidden=4, image_shape=(1, 8, 8)), steps=2).config.steps == 2

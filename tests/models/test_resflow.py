@@ -11,7 +11,7 @@ from attnflow_core.models.resflow import ResFlowModel, reference_config
 from attnflow_core.nn.lipschitz import refresh_spectral_norms
 from attnflow_core.testing import jacobian_logdets
 
-# counted from the public code (../shared/reference/CONTRACTIVE.md §2, §4)
+# counted from the public code (rtqichen/residual-flows; Zha's InvertibleAttention-iResNet)
 PUBLIC = {"resflow_cifar10": 25_174_233, "resflow_mnist": 16_608_693, "iresnet_cifar10": 25_028_544}
 UNUSED_ROULETTE = 104  # geom_p + lamb: nn.Parameters the public Residual Flow blocks hold but never train (52 blocks)
 
@@ -36,17 +36,17 @@ VARIANTS = [dict(), dict(attention="acf_l2"), dict(attention="acf_dot"), dict(at
             dict(arch="iresnet", logit_alpha=None, coeff=0.9, activation="elu", fc_blocks=0, attention="icon")]
 
 
-def _model(**kw):
+def _model(device="cpu", **kw):
     torch.manual_seed(0)
-    m = build_model({**TINY, **kw}).double()
+    m = build_model({**TINY, **kw}).to(device, torch.float64)
     m.train()
-    m.log_prob(torch.rand(16, 1, 4, 4, dtype=torch.float64) - 0.5)  # data-dependent ActNorm init
+    m.log_prob((torch.rand(16, 1, 4, 4, dtype=torch.float64) - 0.5).to(device))  # data-dependent ActNorm init
     return m.eval()
 
 
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: kw.get("attention", "none") + ("_window" if "attention_window" in kw else ""))
-def test_every_branch_is_certified_below_one_and_the_model_round_trips(kw):
-    m = _model(**kw)
+def test_every_branch_is_certified_below_one_and_the_model_round_trips(kw, device):
+    m = _model(device, **kw)
     with torch.no_grad():  # every weight matrix inside the residual branches, 100×
         for blk in m.residual_blocks():
             for p in blk.parameters():
@@ -54,17 +54,17 @@ def test_every_branch_is_certified_below_one_and_the_model_round_trips(kw):
     refresh_spectral_norms(m)
     certs = m.lipschitz_certificates()
     assert certs and max(certs.values()) < 1.0, certs
-    x = torch.rand(3, 1, 4, 4, dtype=torch.float64) - 0.5
+    x = (torch.rand(3, 1, 4, 4, dtype=torch.float64) - 0.5).to(device)
     with torch.no_grad():
         zs, _, _ = m.encode(x)
         assert float((m.decode(zs) - x).abs().max()) <= 1e-8
 
 
-def test_bits_per_dim_bookkeeping_equals_an_exact_computation():
+def test_bits_per_dim_bookkeeping_equals_an_exact_computation(device):
     """log p(x) from the model (exact per-block log-dets) == log N(z) + log|det ∂z/∂x| of the whole map,
     and bits/dim adds the −D·ln 256 dequantisation term."""
-    m = _model(logdet=dict(method="exact"), logit_alpha=0.05)
-    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
+    m = _model(device, logdet=dict(method="exact"), logit_alpha=0.05)
+    x = (torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5).to(device)
     lp = m.log_prob(x).detach()
     for i in range(2):
         xi = x[i:i + 1]
@@ -72,7 +72,7 @@ def test_bits_per_dim_bookkeeping_equals_an_exact_computation():
         z = enc(xi)
         want = -0.5 * (z.square().sum() + 16 * math.log(2 * math.pi)) + jacobian_logdets(enc, xi)[0]
         torch.testing.assert_close(lp[i], want, rtol=1e-9, atol=1e-9)
-    x8 = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8)
+    x8 = torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8).to(device)
     torch.manual_seed(5)
     bpd = m.bits_per_dim(x8)
     torch.manual_seed(5)
@@ -80,10 +80,10 @@ def test_bits_per_dim_bookkeeping_equals_an_exact_computation():
     torch.testing.assert_close(bpd, -(m.log_prob(xm) - 16 * math.log(256)) / (16 * math.log(2)))
 
 
-def test_roulette_model_log_prob_is_unbiased_for_the_exact_one():
-    m = _model(logdet=dict(n_exact_eval=4))
-    x = torch.rand(1, 1, 4, 4, dtype=torch.float64) - 0.5
-    ex = build_model({**TINY, "logdet": dict(method="exact")}).double().eval()
+def test_roulette_model_log_prob_is_unbiased_for_the_exact_one(device):
+    m = _model(device, logdet=dict(n_exact_eval=4))
+    x = (torch.rand(1, 1, 4, 4, dtype=torch.float64) - 0.5).to(device)
+    ex = build_model({**TINY, "logdet": dict(method="exact")}).to(device, torch.float64).eval()
     ex.load_state_dict(m.state_dict())
     with torch.no_grad():
         want = float(ex.log_prob(x))
@@ -96,10 +96,10 @@ def test_roulette_model_log_prob_is_unbiased_for_the_exact_one():
     assert abs(float(d.mean()) - want) < 4 * float(d.std()) / math.sqrt(len(d))
 
 
-def test_save_load_sample_and_config_errors():
-    m = _model(attention="acf_dot")
-    x = torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5
-    fresh = build_model({**TINY, "attention": "acf_dot"}).double().eval()
+def test_save_load_sample_and_config_errors(device):
+    m = _model(device, attention="acf_dot")
+    x = (torch.rand(2, 1, 4, 4, dtype=torch.float64) - 0.5).to(device)
+    fresh = build_model({**TINY, "attention": "acf_dot"}).to(device, torch.float64).eval()
     fresh.load_state_dict(m.state_dict())
     torch.manual_seed(0)
     a = m.log_prob(x).detach()
@@ -117,13 +117,13 @@ def test_save_load_sample_and_config_errors():
         build_model({**TINY, "hidden": "8"})
 
 
-def test_data_outside_model_space_is_refused_not_scored():
-    m = _model()
+def test_data_outside_model_space_is_refused_not_scored(device):
+    m = _model(device)
     with pytest.raises(FlowError, match="float tensor.*bits_per_dim"):
-        m.log_prob(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8))
+        m.log_prob(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8, device=device))
     with pytest.raises(FlowError, match=r"model space \[-0.5, 0.5\].*bits_per_dim"):
-        m.log_prob(torch.rand(2, 1, 4, 4, dtype=torch.float64) * 255)  # 8-bit values passed as floats
-    assert torch.isfinite(m.bits_per_dim(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8))).all()
+        m.log_prob(torch.rand(2, 1, 4, 4, dtype=torch.float64, device=device) * 255)  # 8-bit values passed as floats
+    assert torch.isfinite(m.bits_per_dim(torch.randint(0, 256, (2, 1, 4, 4), dtype=torch.uint8, device=device))).all()
 
 
 def test_zha_published_block_has_no_certificate():

@@ -70,10 +70,10 @@ def reference_lstm(monkeypatch):
     return use
 
 
-def test_convlstm_dense_path_equals_convolution(monkeypatch):
-    lstm = ConvLSTM(6, layers=2, kernel=5, dilation=2).double()
+def test_convlstm_dense_path_equals_convolution(monkeypatch, device):
+    lstm = ConvLSTM(6, layers=2, kernel=5, dilation=2).to(device, torch.float64)
     perturb_(lstm)
-    x = torch.randn(5, 3, 6, 4, 4, dtype=torch.float64)
+    x = torch.randn(5, 3, 6, 4, 4, dtype=torch.float64).to(device)
     fast = lstm.run_sequence(x)
     monkeypatch.setattr(ConvLSTM, "dense_max_pixels", 0)  # force the convolution path
     torch.testing.assert_close(fast, lstm.run_sequence(x))

@@ -13,26 +13,26 @@ def _components_differ(net: MixLogisticNet, x: torch.Tensor) -> None:
             assert not torch.equal(v[:, 0], v[:, i]), f"mixture component {i} has the same {name} as component 0"
 
 
-def test_every_conv_and_linear_is_weight_normalised_and_a_t_start_at_zero():
-    net = MixLogisticNet(2, 2, hidden=8, components=3, blocks=1, dropout=0.0)
+def test_every_conv_and_linear_is_weight_normalised_and_a_t_start_at_zero(device, dtype):
+    net = MixLogisticNet(2, 2, hidden=8, components=3, blocks=1, dropout=0.0).to(device, dtype)
     layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     assert len(layers) == 6 and all(parametrize.is_parametrized(m, "weight") for m in layers)
     assert parametrize.is_parametrized(net.rescale, "weight")
-    x = torch.randn(2, 2, 4, 4)
+    x = torch.randn(2, 2, 4, 4).to(device, dtype)
     a, t, _, _, _ = net(x)
     assert torch.equal(a, torch.zeros_like(a)) and torch.equal(t, torch.zeros_like(t))
     _components_differ(net, x)
 
 
-def test_mixture_components_of_a_trained_coupling_differ(digits):
+def test_mixture_components_of_a_trained_coupling_differ(digits, device):
     """A zero-initialised out conv makes all K components equal forever (equal parameters, equal
     gradients): train a tiny mixture-logistic flow on real digits and check they are not."""
     train, _ = digits
     model = FlowModel(FlowConfig(backbone="marflow", coupling="mixlogistic", image_shape=(1, 8, 8), levels=1,
                                  steps=1, hidden=8, components=3, blocks=1, dropout=0.0, prior_hidden=4,
-                                 prior_layers=1))
+                                 prior_layers=1)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images = train.images[:384]
+    images = train.images[:384].to(device)
     for step in range(24):
         batch = images[16 * step:][:16]
         loss = model.bits_per_dim(batch).mean()

@@ -17,7 +17,7 @@ from attnflow_core.nn.spectral import conv_norm_upper_bound
 
 def _exact_norm(weight, size, padding):
     """The operator 2-norm of the zero-padded conv, from its dense matrix (the independent reference)."""
-    return float(torch.linalg.matrix_norm(conv_matrix(weight, size, padding), ord=2))
+    return float(torch.linalg.matrix_norm(conv_matrix(weight.detach().cpu(), size, padding), ord=2))
 
 
 def test_lipswish_slope_is_below_one_for_every_beta():
@@ -32,9 +32,9 @@ def test_lipswish_slope_is_below_one_for_every_beta():
 
 
 @pytest.mark.parametrize("cin,cout,k,size", [(2, 5, 3, (4, 4)), (5, 2, 3, (3, 5)), (3, 3, 5, (2, 6)), (4, 3, 1, (3, 3))])
-def test_estimate_exact_and_certified_norms_are_ordered(cin, cout, k, size):
+def test_estimate_exact_and_certified_norms_are_ordered(cin, cout, k, size, device):
     torch.manual_seed(0)
-    conv = SpectralConv2d(cin, cout, k, size, coeff=0.9).double()
+    conv = SpectralConv2d(cin, cout, k, size, coeff=0.9).to(device, torch.float64)
     exact = _exact_norm(conv.weight, size, k // 2)
     conv.refresh(max_iter=2000, tol=1e-10)
     cert = conv.certified_norm()
@@ -54,16 +54,17 @@ def test_a_single_power_iteration_underestimates_but_the_layer_stays_below_targe
     assert used <= 0.5 * (1 + 1e-9)
 
 
-def test_weights_scaled_100x_are_renormalised_at_the_next_forward():
+def test_weights_scaled_100x_are_renormalised_at_the_next_forward(device):
     torch.manual_seed(2)
-    conv, lin = SpectralConv2d(2, 4, 3, (4, 4), coeff=0.98).double(), SpectralLinear(6, 3, coeff=0.98).double()
-    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64))
+    conv = SpectralConv2d(2, 4, 3, (4, 4), coeff=0.98).to(device, torch.float64)
+    lin = SpectralLinear(6, 3, coeff=0.98).to(device, torch.float64)
+    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64).to(device))
     with torch.no_grad():
         conv.weight.mul_(100.0)
         lin.weight.mul_(100.0)
     assert conv.is_stale() and lin.is_stale()
-    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64))
-    lin(torch.randn(1, 6, dtype=torch.float64))
+    conv(torch.randn(1, 2, 4, 4, dtype=torch.float64).to(device))
+    lin(torch.randn(1, 6, dtype=torch.float64).to(device))
     assert not conv.is_stale()
     assert _exact_norm(conv.normalized_weight().detach(), (4, 4), 1) <= 0.98 * (1 + 1e-9)
     assert float(torch.linalg.matrix_norm(lin.normalized_weight().detach(), ord=2)) <= 0.98 * (1 + 1e-9)
@@ -94,12 +95,12 @@ def test_certificate_is_an_upper_bound_on_random_kernels():
         assert exact <= conv_norm_upper_bound(wt, (h, w), (k // 2, k // 2))
 
 
-def test_state_survives_save_load_and_the_hook_refreshes():
+def test_state_survives_save_load_and_the_hook_refreshes(device):
     torch.manual_seed(5)
-    conv = SpectralConv2d(2, 3, 3, (4, 4))
-    x = torch.randn(2, 2, 4, 4)
+    conv = SpectralConv2d(2, 3, 3, (4, 4)).to(device)
+    x = torch.randn(2, 2, 4, 4).to(device)
     y = conv(x)
-    fresh = SpectralConv2d(2, 3, 3, (4, 4))
+    fresh = SpectralConv2d(2, 3, 3, (4, 4)).to(device)
     fresh.load_state_dict(conv.state_dict())
     assert not fresh.is_stale()
     torch.testing.assert_close(fresh(x), y, rtol=0, atol=0)
@@ -132,15 +133,15 @@ def test_a_state_saved_before_its_refresh_is_not_trusted_after_loading(make):
     assert exact <= bound <= 0.9 * (1 + 1e-6)
 
 
-def test_a_fresh_state_is_kept_bit_exact_after_loading():
+def test_a_fresh_state_is_kept_bit_exact_after_loading(device):
     torch.manual_seed(3)
-    conv = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9)
+    conv = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9).to(device)
     opt = torch.optim.SGD(conv.parameters(), lr=0.5)
-    x = torch.randn(2, 2, 4, 4)
+    x = torch.randn(2, 2, 4, 4).to(device)
     conv(x).square().sum().backward()
     opt.step()
     SpectralRefresh()(1, conv, opt)
-    fresh = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9)
+    fresh = SpectralConv2d(2, 3, 3, (4, 4), coeff=0.9).to(device)
     fresh.load_state_dict(conv.state_dict())
     assert not fresh.is_stale()  # no extra power iteration: a resumed run continues exactly
     torch.testing.assert_close(fresh(x), conv(x), rtol=0, atol=0)

@@ -84,12 +84,12 @@ def test_lambert_w():
 
 
 @pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
-def test_layout_matches_a_per_token_loop_and_commutes_with_permutations(cls):
+def test_layout_matches_a_per_token_loop_and_commutes_with_permutations(cls, device):
     torch.manual_seed(3)
-    att = cls(8).double()
-    h = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    att = cls(8).to(device, torch.float64)
+    h = torch.randn(2, 8, 3, 4, dtype=torch.float64).to(device)
     y = att(h)
-    perm = torch.randperm(12)
+    perm = torch.randperm(12).to(device)
     yp = att(h.flatten(2)[:, :, perm].view_as(h))
     torch.testing.assert_close(yp.flatten(2), y.flatten(2)[:, :, perm])
     x = h.flatten(2).transpose(1, 2)  # tokens (B, N, D), built the slow way below
@@ -182,11 +182,11 @@ def test_windows_do_not_interact_and_each_equals_the_global_attention_on_its_sub
 
 
 @pytest.mark.parametrize("cls", [L2SelfAttention, LipschitzDotAttention])
-def test_a_window_covering_the_map_is_the_global_attention_bit_for_bit(cls):
+def test_a_window_covering_the_map_is_the_global_attention_bit_for_bit(cls, device, dtype):
     torch.manual_seed(7)
-    glob, covering = cls(8).double(), cls(8, window=(3, 16)).double()
+    glob, covering = cls(8).to(device, dtype), cls(8, window=(3, 16)).to(device, dtype)
     covering.load_state_dict(glob.state_dict())
-    h = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    h = torch.randn(2, 8, 3, 4).to(device, dtype)
     assert torch.equal(covering(h), glob(h))
     assert resolve_window(7, (7, 7)) is None and resolve_window(7, (28, 14)) == (7, 7) and resolve_window((2, 8), (4, 4)) == (2, 4)
 

@@ -6,11 +6,11 @@ from attnflow_core import ARChannelPrior
 from attnflow_core.testing import perturb_
 
 
-def test_ar_prior_is_autoregressive_over_channels():
-    prior = ARChannelPrior(5, context_channels=3, hidden=8, layers=2, kernel=3).double()
+def test_ar_prior_is_autoregressive_over_channels(device):
+    prior = ARChannelPrior(5, context_channels=3, hidden=8, layers=2, kernel=3).to(device, torch.float64)
     perturb_(prior, 0.3)
-    z = torch.randn(1, 5, 4, 4, dtype=torch.float64, requires_grad=True)
-    ctx = torch.randn(1, 3, 4, 4, dtype=torch.float64)
+    z = torch.randn(1, 5, 4, 4, dtype=torch.float64).to(device).requires_grad_()
+    ctx = torch.randn(1, 3, 4, 4, dtype=torch.float64).to(device)
     mean, log_std = prior.params(z, ctx)
     for j in range(5):
         g, = torch.autograd.grad(mean[0, j].sum() + log_std[0, j].sum(), z, retain_graph=True)
@@ -19,10 +19,10 @@ def test_ar_prior_is_autoregressive_over_channels():
             assert g[0, :j].abs().max() > 0, f"channel {j} ignores its predecessors"
 
 
-def test_ar_prior_sequential_sampling_matches_teacher_forcing():
-    prior = ARChannelPrior(4, context_channels=2, hidden=8, layers=3, kernel=5, dilation=2).double()
+def test_ar_prior_sequential_sampling_matches_teacher_forcing(device):
+    prior = ARChannelPrior(4, context_channels=2, hidden=8, layers=3, kernel=5, dilation=2).to(device, torch.float64)
     perturb_(prior, 0.3)
-    ctx = torch.randn(2, 2, 6, 6, dtype=torch.float64)
+    ctx = torch.randn(2, 2, 6, 6, dtype=torch.float64).to(device)
     z = prior.sample((2, 4, 6, 6), ctx, temperature=0.0)  # the mean, step by step
     mean, _ = prior.params(z, ctx)
     torch.testing.assert_close(z, mean)
@@ -45,11 +45,11 @@ def test_split_prior_needs_its_context():
         SplitGaussianPrior(2, 2).log_prob(torch.zeros(1, 2, 4, 4))
 
 
-def test_standard_normal_log_prob_and_temperature():
+def test_standard_normal_log_prob_and_temperature(device):
     from attnflow_core import StandardNormal
 
-    p = StandardNormal().double()
-    z = torch.randn(3, 2, 4, 4, dtype=torch.float64)
+    p = StandardNormal().to(device, torch.float64)
+    z = torch.randn(3, 2, 4, 4, dtype=torch.float64).to(device)
     expected = torch.distributions.Normal(0.0, 1.0).log_prob(z).flatten(1).sum(1)
     torch.testing.assert_close(p.log_prob(z), expected)
     s = p.sample((4000, 1, 1, 1), temperature=0.5)

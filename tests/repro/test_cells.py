@@ -21,25 +21,25 @@ def _checkpoint(root, spec):
     return torch.load(path, weights_only=False)
 
 
-def test_stop_saves_a_checkpoint_and_a_rerun_resumes_it(tmp_path, spec):
+def test_stop_saves_a_checkpoint_and_a_rerun_resumes_it(tmp_path, spec, device):
     seen = []
     with pytest.raises(Interrupted, match="^stopped after 2 of 4 steps"):
-        run_cell(spec, "smoke", tmp_path, progress=False, on_step=lambda s, n, loss: seen.append((s, n)),
+        run_cell(spec, "smoke", tmp_path, progress=False, device=str(device), on_step=lambda s, n, loss: seen.append((s, n)),
                  should_stop=lambda: len(seen) >= 2)
     assert seen == [(1, 4), (2, 4)]
     assert load_cell(spec, "smoke", tmp_path) is None  # no record for a stopped cell
     assert _checkpoint(tmp_path, spec)["step"] == 2
     assert str(runs_dir("smoke", tmp_path)).startswith(str(tmp_path))  # inside the chosen root
     steps_run = []
-    rec = run_cell(spec, "smoke", tmp_path, progress=False, on_step=lambda s, n, loss: steps_run.append(s))
+    rec = run_cell(spec, "smoke", tmp_path, progress=False, device=str(device), on_step=lambda s, n, loss: steps_run.append(s))
     assert steps_run == [3, 4] and rec["steps"] == 4  # resumed at step 2
     # a rerun (the driver's --cell) re-evaluates from the finished checkpoint: no step is trained again
-    again = run_cell(spec, "smoke", tmp_path, progress=False, rerun=True,
+    again = run_cell(spec, "smoke", tmp_path, progress=False, device=str(device), rerun=True,
                      on_step=lambda s, n, loss: steps_run.append(s))
     assert steps_run == [3, 4] and again["train_seconds"] == rec["train_seconds"]
     assert again["history"] == rec["history"] and again["test_bpd"] == rec["test_bpd"]
     # --force starts afresh
-    forced = run_cell(spec, "smoke", tmp_path, progress=False, force=True,
+    forced = run_cell(spec, "smoke", tmp_path, progress=False, device=str(device), force=True,
                       on_step=lambda s, n, loss: steps_run.append(s))
     assert steps_run == [3, 4, 1, 2, 3, 4] and forced["steps"] == 4
 

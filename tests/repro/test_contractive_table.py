@@ -12,7 +12,7 @@ from attnflow_core.repro.contractive_evaluators import GuardedReconstruction, Gu
 from attnflow_core.repro.spec import CellData
 
 
-def test_cells_cover_the_issue_rows_and_paper_cells_are_the_reference_configurations():
+def test_cells_cover_the_table_rows_and_paper_cells_are_the_reference_configurations():
     t = TABLES["table_contractive"]
     smoke, paper = t.cells("smoke"), t.cells("paper")
     assert len(smoke) == len(paper) == 12

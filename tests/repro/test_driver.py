@@ -3,7 +3,6 @@ table specs own their cells and evaluators, old entry points still work."""
 import json
 import subprocess
 import sys
-import warnings
 
 import nbformat
 import pytest
@@ -242,20 +241,16 @@ def test_unknown_cell_and_table_are_named():
         get_table("table9")
 
 
-def test_old_import_paths_still_work_with_a_deprecation_note():
+def test_public_import_paths_and_the_command_line_entry_point():
     import attnflow_core
     from attnflow_core.attention import IMap, ITrans  # noqa: F401
     from attnflow_core.data import load_dataset  # noqa: F401
+    from attnflow_core.training import TrainConfig, train  # noqa: F401
 
     assert callable(attnflow_core.build_model)
-    sys.modules.pop("attnflow_core.train", None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        from attnflow_core.train import TrainConfig, train  # noqa: F401
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
-    out = subprocess.run([sys.executable, "-W", "always", "-m", "attnflow_core.reproduce", "--help"],
+    out = subprocess.run([sys.executable, "-m", "attnflow_core.repro", "--help"],
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and "--profile" in out.stdout and "deprecated" in out.stderr
+    assert out.returncode == 0 and "--profile" in out.stdout
 
 
 def test_prune_keeps_current_cells_and_removes_stale_ones(tmp_path):

@@ -23,7 +23,7 @@ def test_paper_profile_is_the_papers_setting():
     contractive = {c["method"]: c for c in cells if c["family"] == "resflow"}
     assert sorted(contractive) == ["Residual Flow", "iResNet-iCon", "iResNet-iDP"]
     rf, idp = contractive["Residual Flow"], contractive["iResNet-iDP"]
-    # the reference configurations (CONTRACTIVE.md §2) with their published optimisers (§3)
+    # the reference configurations with their published optimisers (rtqichen/residual-flows)
     assert (rf["model"]["arch"], rf["model"]["scales"], rf["model"]["hidden"]) == ("resflow", [16, 16, 16], 512)
     assert (rf["train"]["optimizer"], rf["train"]["lr"], rf["train"]["batch_size"]) == ("adam", 1e-3, 64)
     assert (idp["model"]["arch"], idp["model"]["attention"], idp["train"]["optimizer"]) == ("iresnet", "idp", "adamax")
@@ -63,11 +63,11 @@ def test_every_row_of_the_papers_table_is_shown_once():
     assert (df["paper_fid"] == 37.1).sum() == 1 and not (df[t.columns()].astype(str) == "nan").any().any()
 
 
-def _tiny_model():
+def _tiny_model(device="cpu"):
     torch.manual_seed(0)
-    m = FlowModel(dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8))
+    m = FlowModel(dict(backbone="glow", image_shape=(1, 8, 8), levels=2, steps=1, hidden=8)).to(device)
     m.train()
-    m.log_prob(torch.rand(16, 1, 8, 8) - 0.5)  # ActNorm's initialisation
+    m.log_prob((torch.rand(16, 1, 8, 8) - 0.5).to(device))  # ActNorm's initialisation
     return m.eval()
 
 
@@ -90,7 +90,7 @@ def test_the_is_network_interface_offline():
     assert z.shape == (1, 1008) and np.all(z == 0)
 
 
-def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch):
+def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch, device):
     from attnflow_core.repro import sample_quality
 
     monkeypatch.setattr(sample_quality, "load_logits_network", _UniformClassifier)
@@ -98,7 +98,7 @@ def test_sample_quality_scores_a_temperature_sweep(tmp_path, monkeypatch):
                       kid_subsets=3, is_splits=2, grid=4)
     out = tmp_path / "results" / "smoke"
     ctx = CellContext(TABLES["table2_mnist"], {"dataset": "digits", "label": "tiny"}, "tiny-key", "smoke", out)
-    rec = q(_tiny_model(), CellData(train=None, test=None), ctx)
+    rec = q(_tiny_model(device), CellData(train=None, test=None), ctx)
     sweep = rec["sample_quality"]["sweep"]
     assert [s["temperature"] for s in sweep] == [1.0, 0.5]
     assert rec["fid"] == sweep[0]["fid"] and rec["fid_best"] == min(s["fid"] for s in sweep) > 0
@@ -121,8 +121,8 @@ def test_is_is_na_with_the_reason_when_the_classifier_cannot_be_had(monkeypatch)
     assert net is None and note == "IS n/a: weights not cached and github.com unreachable (test)"
 
 
-def test_samples_are_seeded_and_leave_the_rng_alone():
-    m = _tiny_model()
+def test_samples_are_seeded_and_leave_the_rng_alone(device):
+    m = _tiny_model(device)
     state = torch.get_rng_state()
     a = draw_samples(m, 5, 0.7, batch=2, seed=3)
     assert torch.equal(state, torch.get_rng_state())

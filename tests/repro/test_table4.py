@@ -49,11 +49,11 @@ class _NoLPIPS:
         pass
 
 
-def test_evaluator_writes_every_column(tmp_path, monkeypatch):
+def test_evaluator_writes_every_column(tmp_path, monkeypatch, device):
     monkeypatch.setattr(table4_celeba_sr, "LPIPS", _NoLPIPS)
     torch.manual_seed(0)
     model = build_model({"family": "srflow", "image_shape": (3, 16, 16), "levels": 1, "steps": 1, "hidden": 8,
-                         "nf": 4, "nb": 1, "gc": 4})
+                         "nf": 4, "nb": 1, "gc": 4}).to(device)
     hr = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
     from attnflow_core.data.superres import make_lr
 

@@ -30,7 +30,7 @@ def test_smoke_profile_is_a_labelled_stand_in():
     assert all(r["cond_bpd"] == "n/a" and "paper-only" in r["note"] for r in rows)
 
 
-def test_translation_figure_from_a_tiny_model(tmp_path):
+def test_translation_figure_from_a_tiny_model(tmp_path, device):
     import numpy as np
     import torch
 
@@ -42,7 +42,7 @@ def test_translation_figure_from_a_tiny_model(tmp_path):
     te = load_standin("test", size=12, n=6)
     torch.manual_seed(0)
     model = build_model({"family": "fullglow", "image_shape": (3, 12, 12), "levels": 1, "steps": 1, "hidden": 8,
-                         "cond_hidden": 4}).eval()
+                         "cond_hidden": 4}).to(device).eval()
     spec = {"label": "tiny", "table": "table5_cityscapes"}
     ctx = CellContext(TABLES["table5_cityscapes"], spec, "tiny-key", "smoke", tmp_path)
     rec = TranslationSamples(n=3)(model, CellData(None, te.x, te.cond), ctx)

@@ -24,8 +24,8 @@ FC iResBlocks with ``FCWrapper(ActNorm1d)``. Other layouts raise :class:`Checkpo
 * Weights: ``weights="ema"`` (default when the file has them; what the reference evaluates and samples with)
   takes the parameters from ``ema.shadow_params``, ``"train"`` those of ``state_dict``.
 
-**Read into the configuration**: ``geom_p`` (logit of ``p``) and ``lamb`` of every iResBlock (never trained,
-pitfall P4) give the roulette's ``p`` and ``λ``; ``args`` (when present) gives ``coeff``, ``n_dist``,
+**Read into the configuration**: ``geom_p`` (logit of ``p``) and ``lamb`` of every iResBlock (never trained)
+give the roulette's ``p`` and ``λ``; ``args`` (when present) gives ``coeff``, ``n_dist``,
 ``n_exact_terms``, ``n_samples``, ``sn_tol`` and the logit ``α`` (``1e-6`` for MNIST, else ``0.05``; without
 ``args``: 0.05, or pass ``config``). **Deliberately unused keys**: ``last_n_samples``, ``last_firmom``,
 ``last_secmom`` (training statistics of the estimator), the spectral layers' ``scale`` (the last ``σ̂``,

@@ -47,7 +47,7 @@ def _contractive(reference: str, **overrides: Any) -> dict[str, Any]:
 # the contractive rows' smoke models and optimisers (as in table_contractive, at 3×32×32)
 _RESFLOW_SMOKE = dict(scales=[1, 1], hidden=32, fc_blocks=1, fc_hidden=32, logdet=dict(n_exact_eval=8))
 _IRESNET_SMOKE = dict(scales=[1, 1, 1], hidden=32, fc_blocks=0, logdet=dict(n_exact_eval=8))
-# their published optimisers (CONTRACTIVE.md §3) in both profiles; the paper profile also their batch and length
+# their published optimisers (rtqichen/residual-flows, Zha's InvertibleAttention-iResNet) in both profiles; the paper profile also their batch and length
 _RESFLOW_TRAIN = {"both": dict(optimizer="adam", betas=(0.9, 0.99), grad_clip=1.0),
                   "smoke": dict(lr=2e-3),
                   "paper": dict(lr=1e-3, batch_size=64, warmup_steps=1_000, steps=200_000)}

@@ -57,7 +57,7 @@ ROWS = [
     ("iResNet-iCon (published)", "cifar10", "iresnet", "icon", "published", 3.39, "AttnFlow Table 3 (Zha's table not read)"),
     ("iResNet-iCon (corrected)", "cifar10", "iresnet", "icon", "corrected", None, "ours (no paper number)"),
 ]
-OPTIM = {  # published optimisers (CONTRACTIVE.md §3)
+OPTIM = {  # published optimisers (rtqichen/residual-flows; Zha's InvertibleAttention-iResNet)
     "resflow": dict(optimizer="adam", betas=(0.9, 0.99), grad_clip=1.0),
     "iresnet": dict(optimizer="adamax", grad_clip=0.0),
 }
