@@ -32,7 +32,6 @@ from torch import Tensor, nn
 
 from ..core.errors import DataError
 from ..data.batches import Batch, BatchSource, batch_indices, step_seed
-from ..nn.norm import InitFlagMixin
 
 # rank 0 evaluates a finished cell (sample quality can take an hour) while the others wait in a barrier
 TIMEOUT = timedelta(hours=6)
@@ -85,8 +84,15 @@ def rank_seed(seed: int, step: int, rank: int) -> int:
     return (step_seed(seed, step) + rank * 0x9E3779B97F4A7C15) % (2**63 - 1)
 
 
-def needs_data_init(model: nn.Module) -> bool:
-    return any(isinstance(m, InitFlagMixin) and not m.is_initialized() for m in model.modules())
+def prepare(model: nn.Module, objective: Callable[[nn.Module, Batch], Tensor], global_batch: Batch) -> bool:
+    """Before wrapping: one forward and backward on the global batch (with the one-process RNG state set by
+    the caller), which runs any pending data-dependent initialisation exactly as one process's first step
+    would. Returns whether some parameter got no gradient (DDP must then look for unused ones every step).
+    The gradients are discarded (the trainer zeroes them before each backward)."""
+    objective(model, global_batch).backward()
+    unused = any(p.requires_grad and p.grad is None for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+    return unused
 
 
 class _Objective(nn.Module):
@@ -101,13 +107,14 @@ class _Objective(nn.Module):
         return self.objective(self.model, batch)
 
 
-def wrap(model: nn.Module, objective: Callable[[nn.Module, Batch], Tensor], device: torch.device) -> nn.Module:
-    """``loss = wrapped(batch)`` with gradients averaged over the ranks. Unused parameters are allowed (a
-    model may leave a branch out of the loss): DDP then finds them each step, at some cost."""
+def wrap(model: nn.Module, objective: Callable[[nn.Module, Batch], Tensor], device: torch.device,
+         find_unused: bool = False) -> nn.Module:
+    """``loss = wrapped(batch)`` with gradients averaged over the ranks; ``find_unused`` (see :func:`prepare`):
+    a model that leaves a branch out of the loss, which DDP then finds every step, at some cost."""
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(_Objective(model, objective), device_ids=[device.index or 0]
-                                   if device.type == "cuda" else None, find_unused_parameters=True)
+                                   if device.type == "cuda" else None, find_unused_parameters=find_unused)
 
 
 def agree(loss_value: float, stop: bool, device: torch.device) -> tuple[float, bool]:

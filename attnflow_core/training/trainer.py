@@ -108,11 +108,9 @@ def fit(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: st
     running = None
     loss_of = objective
     if world > 1:
-        if ddp.needs_data_init(model):  # ActNorm from the global first batch, as one process would
-            torch.manual_seed(step_seed(config.seed, step))
-            with torch.no_grad():
-                objective(model, _to(batches.batch(step, config.batch_size, config.seed), device))
-        wrapped = ddp.wrap(model, objective, device)
+        torch.manual_seed(step_seed(config.seed, step))  # ActNorm from the global batch, as one process would
+        unused = ddp.prepare(model, objective, _to(batches.batch(step, config.batch_size, config.seed), device))
+        wrapped = ddp.wrap(model, objective, device, unused)
 
         def loss_of(_model: nn.Module, b: Batch) -> Tensor:
             return wrapped(b)

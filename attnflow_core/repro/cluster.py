@@ -1,0 +1,212 @@
+"""Beyond one machine: ``--shard i/N`` splits the cells by hand, ``--executor slurm|local`` submits one job per
+missing cell (a Slurm job array through submitit), and :func:`torchrun_main` trains one cell on several GPUs.
+
+Every path writes the same records into the same results root (which must be shared by the nodes): a cell
+trained on a cluster is read by the driver exactly like one trained in its own process pool, so a rerun of
+the driver (without ``--shard``/``--no-wait``) collects them and builds the tables.
+
+Sharding: the candidate cells of a command are numbered in the driver's order (tables in their order,
+cells in their grid order, each cell key once per results root) *before* finished cells are dropped, and
+shard ``i/N`` (``0 <= i < N``) owns the cells whose number is ``i`` modulo ``N``. So the split does not
+depend on what is already done: N machines running the same command with shards ``0/N`` ... ``N-1/N``
+train every cell exactly once, at any time, in any order.
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import ParameterError
+from .workers import format_seconds
+
+EXECUTORS = ("pool", "local", "slurm")
+# Slurm options: command line first, then the environment (so a site sets them once in its profile)
+SLURM_OPTIONS = {"partition": "ATTNFLOW_SLURM_PARTITION", "gpus": "ATTNFLOW_SLURM_GPUS",
+                 "time": "ATTNFLOW_SLURM_TIME", "account": "ATTNFLOW_SLURM_ACCOUNT"}
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; ``None`` -> ``None``."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise ParameterError(f"--shard needs i/N (two integers, e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ParameterError(f"--shard {text}: needs N >= 1 and 0 <= i < N (shards are numbered from 0)")
+    return i, n
+
+
+def in_shard(index: int, shard: tuple[int, int] | None) -> bool:
+    """Whether candidate cell number ``index`` belongs to ``shard`` (all do without one)."""
+    return shard is None or index % shard[1] == shard[0]
+
+
+def slurm_options(given: dict[str, Any]) -> dict[str, Any]:
+    """The submitit parameters of ``--partition/--gpus/--time/--account`` (else ``$ATTNFLOW_SLURM_*``).
+    ``time`` is in minutes (default 24 h), ``gpus`` per job (default 1)."""
+    val = {k: given.get(k) if given.get(k) is not None else os.environ.get(env) for k, env in SLURM_OPTIONS.items()}
+    try:
+        gpus = int(val["gpus"]) if val["gpus"] is not None else 1
+        minutes = int(val["time"]) if val["time"] is not None else 24 * 60
+    except ValueError:
+        raise ParameterError(f"--gpus and --time (minutes) must be integers, got {val['gpus']!r}, "
+                             f"{val['time']!r} (from the options or $ATTNFLOW_SLURM_GPUS/_TIME)") from None
+    params: dict[str, Any] = {"gpus_per_node": gpus, "timeout_min": minutes}
+    if val["partition"]:
+        params["slurm_partition"] = val["partition"]
+    if val["account"]:
+        params["slurm_account"] = val["account"]
+    return params
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One cell as a submitted job (a Slurm array task or a local subprocess): train it into the shared
+    results root; a failure writes its traceback to ``job["log"]`` like a pool worker's."""
+    import torch
+
+    from .cells import run_cell
+
+    torch.set_num_threads(job.get("threads", 1))
+    t0 = time.perf_counter()
+    try:
+        run_cell(job["spec"], job["profile"], job["results_root"], data_root=job["data_root"], force=job["force"],
+                 rerun=job["rerun"], device=job["device"], progress=False)
+        return {"status": "done", "seconds": time.perf_counter() - t0}
+    except Exception as exc:
+        log = Path(job["log"])
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc())
+        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}"[:300], "log": str(log)}
+
+
+def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: int, options: dict[str, Any],
+                 log: Callable[[str], None], wait: bool = True, poll_s: float = 10.0) -> list[dict] | None:
+    """Submit ``jobs`` as one job array (``kind``: ``"slurm"`` or ``"local"``); with ``wait``, the status
+    dict of each job (like :func:`~attnflow_core.repro.workers.run_cells`), else ``None`` once submitted."""
+    import submitit
+
+    if not jobs:
+        return []
+    ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=kind)
+    params = {"cpus_per_task": threads, "slurm_array_parallelism": len(jobs), **options}
+    if kind == "local":  # the local executor knows no partitions, accounts or array limits
+        params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    ex.update_parameters(name="attnflow-cell", **params)
+    for j in jobs:
+        j["threads"] = threads
+    submitted = ex.map_array(run_job, jobs)
+    log(f"submitted {len(submitted)} cell job(s) ({kind}): {submitted[0].job_id.split('_')[0]}; "
+        f"logs in {folder}")
+    if not wait:
+        return None
+    t0, last = time.perf_counter(), time.perf_counter()
+    try:
+        while not all(s.done() for s in submitted):
+            time.sleep(min(poll_s, 1.0) if kind == "local" else poll_s)
+            if time.perf_counter() - last >= max(poll_s, 30.0):
+                last = time.perf_counter()
+                n_done = sum(s.done() for s in submitted)
+                log(f"  ... {n_done}/{len(submitted)} cell job(s) finished after {format_seconds(last - t0)}")
+    except KeyboardInterrupt:
+        if kind == "local":  # local jobs die with the driver: stop them (they resume from their checkpoints)
+            for s in submitted:
+                s.cancel(check=False)
+            log("Ctrl-C: cancelled the local cell jobs; a rerun resumes them from their last checkpoints")
+        else:
+            log(f"Ctrl-C: the Slurm jobs keep running (scancel {submitted[0].job_id.split('_')[0]} stops them); "
+                f"rerun this command to collect their records")
+        raise
+    out = []
+    for j, s in zip(jobs, submitted):
+        what = f"{j['spec']['table']} {j['spec']['label']}"
+        try:
+            res = s.result()
+        except Exception as exc:  # the job died (time limit, node failure, out of memory)
+            res = {"status": "failed", "message": f"job {s.job_id} died: {type(exc).__name__}: "
+                                                  f"{str(exc).splitlines()[-1] if str(exc) else ''}"[:300],
+                   "log": str(s.paths.stderr)}
+        out.append(res)
+        if res["status"] == "done":
+            log(f"  done   {what} in {res['seconds']:.0f}s (job {s.job_id})")
+        else:
+            log(f"  FAILED {what}: {res['message']} (traceback: {res['log']})")
+    return out
+
+
+def _distributed_env() -> tuple[int, int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def torchrun_main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node G -m attnflow_core.repro.cluster --only TABLE --cell N [--profile ...]``:
+    train one cell with DistributedDataParallel on G processes (NCCL on GPUs, gloo on CPUs); rank 0 writes
+    the record, the checkpoint (which resumes on any number of processes) and runs the evaluators."""
+    import argparse
+
+    import torch
+
+    from ..models.registry import build_model, config_to_dict, make_config
+    from ..training.config import TrainConfig
+    from ..training.distributed import barrier, init_from_env, shutdown
+    from ..training.trainer import fit
+    from .cells import load_cell, run_cell
+    from .paths import runs_dir
+    from .provenance import code_hash
+    from .spec import TABLES, cell_key
+
+    p = argparse.ArgumentParser(prog="torchrun ... -m attnflow_core.repro.cluster", description=torchrun_main.__doc__)
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--only", required=True, choices=sorted(TABLES), help="the table of the cell")
+    p.add_argument("--cell", required=True, help="the cell: label or index")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--results-root", default=None)
+    a = p.parse_args(argv)
+    from .paths import default_results_root
+
+    root = Path(a.results_root).expanduser().resolve() if a.results_root else default_results_root()
+    cells = TABLES[a.only].cells(a.profile)
+    picked = [s for i, s in enumerate(cells) if a.cell in (str(i), s["label"], cell_key(s))]
+    if not picked:
+        p.error(f"no cell {a.cell!r} in {a.only}; cells: {[c['label'] for c in cells]}")
+    spec = picked[0]
+    rank, world, _ = _distributed_env()
+    if not a.force and load_cell(spec, a.profile, root) is not None:
+        print(f"[rank {rank}] {spec['label']}: a current record exists (use --force to retrain)", flush=True)
+        return 0
+    init_from_env(a.device or spec["train"].get("device", "auto"))
+    try:
+        run_dir = runs_dir(a.profile, root) / f"{cell_key(spec)}-{code_hash()}"
+        if a.force and rank == 0:
+            (run_dir / "checkpoint.pt").unlink(missing_ok=True)
+        barrier()
+        if rank == 0:  # the one that evaluates and writes the record
+            run_cell(spec, a.profile, root, data_root=a.data_root, rerun=True, device=a.device,
+                     progress=world == 1)
+        else:  # the same fit call as run_cell's (same model, seed, identity, hooks), without the record
+            table = TABLES[spec["table"]]
+            data = table.load_data(spec, a.profile, a.data_root)
+            tcfg = TrainConfig(**spec["train"])
+            if a.device is not None:
+                tcfg.device = a.device
+            cfg = make_config(spec["model"])
+            torch.manual_seed(tcfg.seed)
+            model = build_model(cfg)
+            fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
+                identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
+                hooks=[*model.training_hooks(tcfg.steps)], progress=False)
+        barrier()
+    finally:
+        shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(torchrun_main())
