@@ -13,6 +13,7 @@ train every cell exactly once, at any time, in any order.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -85,6 +86,30 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"status": "failed", "message": f"{type(exc).__name__}: {exc}"[:300], "log": str(log)}
 
 
+_ACTIVE = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "RESIZING", "SUSPENDED")
+
+
+def _split_active(jobs: list[dict[str, Any]], folder: Path) -> tuple[list[dict], dict[int, dict]]:
+    """Jobs whose cell is still queued or running from an earlier submission (``folder/pending.json``) are
+    not submitted twice: ``(jobs to submit, {index: status of a skipped job})``."""
+    import submitit
+
+    from .spec import cell_key
+
+    book = folder / "pending.json"
+    pending = json.loads(book.read_text()) if book.exists() else {}
+    todo, skipped = [], {}
+    for i, j in enumerate(jobs):
+        rec = pending.get(cell_key(j["spec"]))
+        state = submitit.SlurmJob(folder=rec["folder"], job_id=rec["job_id"]).state if rec else None
+        if state in _ACTIVE:
+            skipped[i] = {"status": "queued", "message": f"still {state.lower()} as Slurm job {rec['job_id']} "
+                                                         f"(submitted earlier); rerun once it has finished"}
+        else:
+            todo.append(j)
+    return todo, skipped
+
+
 def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: int, options: dict[str, Any],
                  log: Callable[[str], None], wait: bool = True, poll_s: float = 10.0) -> list[dict] | None:
     """Submit ``jobs`` as one job array (``kind``: ``"slurm"`` or ``"local"``); with ``wait``, the status
@@ -93,6 +118,13 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
 
     if not jobs:
         return []
+    all_jobs, skipped = jobs, {}
+    if kind == "slurm":
+        jobs, skipped = _split_active(jobs, folder)
+        for st in skipped.values():
+            log(f"  {st['message']}")
+        if not jobs:
+            return [skipped[i] for i in range(len(all_jobs))] if wait else None
     ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=kind)
     params = {"cpus_per_task": threads, "slurm_array_parallelism": len(jobs), **options}
     if kind == "local":  # the local executor knows no partitions, accounts or array limits
@@ -103,6 +135,15 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
     submitted = ex.map_array(run_job, jobs)
     log(f"submitted {len(submitted)} cell job(s) ({kind}): {submitted[0].job_id.split('_')[0]}; "
         f"logs in {folder}")
+    if kind == "slurm":  # a rerun before they finish must not submit them again
+        from .spec import cell_key
+
+        book = folder / "pending.json"
+        pending = json.loads(book.read_text()) if book.exists() else {}
+        pending.update({cell_key(j["spec"]): {"job_id": s.job_id, "folder": str(folder / "%j")}
+                        for j, s in zip(jobs, submitted)})
+        book.parent.mkdir(parents=True, exist_ok=True)
+        book.write_text(json.dumps(pending, indent=1))
     if not wait:
         return None
     t0, last = time.perf_counter(), time.perf_counter()
@@ -122,7 +163,7 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
             log(f"Ctrl-C: the Slurm jobs keep running (scancel {submitted[0].job_id.split('_')[0]} stops them); "
                 f"rerun this command to collect their records")
         raise
-    out = []
+    out: list[dict] = []
     for j, s in zip(jobs, submitted):
         what = f"{j['spec']['table']} {j['spec']['label']}"
         try:
@@ -136,7 +177,8 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
             log(f"  done   {what} in {res['seconds']:.0f}s (job {s.job_id})")
         else:
             log(f"  FAILED {what}: {res['message']} (traceback: {res['log']})")
-    return out
+    it = iter(out)
+    return [skipped[i] if i in skipped else next(it) for i in range(len(all_jobs))]
 
 
 def _distributed_env() -> tuple[int, int, int]:

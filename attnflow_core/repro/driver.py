@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time", help="time limit per cell job in minutes (else $ATTNFLOW_SLURM_TIME, default 1440)")
     p.add_argument("--account", help="Slurm account (else $ATTNFLOW_SLURM_ACCOUNT)")
     p.add_argument("--no-wait", action="store_true",
-                   help="with --executor slurm/local: return once submitted; rerun the command to build the tables")
+                   help="with --executor slurm: return once submitted; rerun the command to build the tables")
     a = p.parse_args(argv)
 
     if a.threads < 1:
@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         shard = parse_shard(a.shard)
         submit_opts = slurm_options(vars(a)) if a.executor != "pool" else {}
-        if a.no_wait and a.executor == "pool":
-            raise ParameterError("--no-wait needs --executor slurm or local")
+        if a.no_wait and a.executor != "slurm":
+            raise ParameterError("--no-wait needs --executor slurm (local jobs end with the driver)")
         sets = _parse_sets(a.set, names)
         plans = {}  # table -> (grid overrides, its results root, its cells)
         for name in names:
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             statuses = submit_cells(jobs, a.executor, folder, a.threads, submit_opts, log, wait=not a.no_wait)
             if statuses is None:
                 log("submitted; rerun this command without --no-wait once the jobs are done to build the tables")
-                statuses = [{"status": "done"}] * len(jobs)
+                statuses = [{"status": "done"}] * len(jobs)  # nothing is built (see notebooks above)
         failed = {cell_key(j["spec"]) for j, st in zip(jobs, statuses) if st["status"] != "done"}
         failures += [(f"{j['table_name']} cell {j['spec']['label']}", st.get("message", st["status"]))
                      for j, st in zip(jobs, statuses) if st["status"] != "done"]

@@ -58,7 +58,7 @@ def test_slurm_options_from_the_command_line_or_the_environment(monkeypatch):
         slurm_options({})
 
 
-def test_slurm_submits_one_array_job_per_missing_cell(tmp_path, dry, monkeypatch):
+def test_slurm_submits_one_array_job_per_missing_cell(tmp_path, dry, monkeypatch, capsys):
     submitit = pytest.importorskip("submitit")
     made = {}
 
@@ -85,6 +85,17 @@ def test_slurm_submits_one_array_job_per_missing_cell(tmp_path, dry, monkeypatch
     assert made["params"]["gpus_per_node"] == 1 and "attnflow" in made["params"]["name"]
     assert all(j["results_root"] == str(tmp_path) for j in made["jobs"])
     assert dry["notebooks"] == []  # --no-wait: a rerun builds the tables
+
+    # a rerun while the jobs still run submits none of them again, and says why the tables are not built
+    class Running:
+        def __init__(self, folder, job_id):
+            self.state = "RUNNING"
+
+    monkeypatch.setattr(submitit, "SlurmJob", Running)
+    made.clear()
+    rc = driver.main(["--only", "table2_mnist", "--results-root", str(tmp_path), "--executor", "slurm"])
+    assert rc == 1 and "jobs" not in made and dry["notebooks"] == []
+    assert "still running as Slurm job 4242_0" in capsys.readouterr().out
 
 
 def test_local_executor_trains_a_cell_into_the_results_root(tmp_path, dry):
