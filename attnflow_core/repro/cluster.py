@@ -76,8 +76,15 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(job.get("threads", 1))
     t0 = time.perf_counter()
     try:
-        run_cell(job["spec"], job["profile"], job["results_root"], data_root=job["data_root"], force=job["force"],
-                 rerun=job["rerun"], device=job["device"], progress=False)
+        if job.get("tasks", 1) > 1:  # one Slurm task per GPU: DDP (rank 0's result is the job's)
+            import submitit
+
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+            train_distributed(job["spec"], job["profile"], job["results_root"], job["data_root"], job["device"],
+                              job["force"])
+        else:
+            run_cell(job["spec"], job["profile"], job["results_root"], data_root=job["data_root"],
+                     force=job["force"], rerun=job["rerun"], device=job["device"], progress=False)
         return {"status": "done", "seconds": time.perf_counter() - t0}
     except Exception as exc:
         log = Path(job["log"])
@@ -129,9 +136,12 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
     params = {"cpus_per_task": threads, "slurm_array_parallelism": len(jobs), **options}
     if kind == "local":  # the local executor knows no partitions, accounts or array limits
         params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
+    tasks = int(params.get("gpus_per_node") or 1)  # several GPUs for a cell: one DDP process on each
+    if tasks > 1:
+        params["tasks_per_node"] = tasks
     ex.update_parameters(name="attnflow-cell", **params)
     for j in jobs:
-        j["threads"] = threads
+        j["threads"], j["tasks"] = threads, tasks
     submitted = ex.map_array(run_job, jobs)
     log(f"submitted {len(submitted)} cell job(s) ({kind}): {submitted[0].job_id.split('_')[0]}; "
         f"logs in {folder}")
@@ -167,7 +177,7 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
     for j, s in zip(jobs, submitted):
         what = f"{j['spec']['table']} {j['spec']['label']}"
         try:
-            res = s.result()
+            res = s.results()[0]  # rank 0's (a multi-GPU cell runs one task per GPU)
         except Exception as exc:  # the job died (time limit, node failure, out of memory)
             res = {"status": "failed", "message": f"job {s.job_id} died: {type(exc).__name__}: "
                                                   f"{str(exc).splitlines()[-1] if str(exc) else ''}"[:300],
@@ -181,72 +191,75 @@ def submit_cells(jobs: list[dict[str, Any]], kind: str, folder: Path, threads: i
     return [skipped[i] if i in skipped else next(it) for i in range(len(all_jobs))]
 
 
-def _distributed_env() -> tuple[int, int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def torchrun_main(argv: list[str] | None = None) -> int:
-    """``torchrun --nproc_per_node G -m attnflow_core.repro.cluster --only TABLE --cell N [--profile ...]``:
-    train one cell with DistributedDataParallel on G processes (NCCL on GPUs, gloo on CPUs); rank 0 writes
-    the record, the checkpoint (which resumes on any number of processes) and runs the evaluators."""
-    import argparse
-
+def train_distributed(spec: dict[str, Any], profile: str, root: str | os.PathLike, data_root: str | None,
+                      device: str | None, force: bool = False) -> None:
+    """Train one cell on the processes that ``torchrun`` (or a multi-task Slurm job) started: rank 0 runs
+    :func:`~attnflow_core.repro.cells.run_cell` (record, evaluators, checkpoints), the others make the
+    same :func:`~attnflow_core.training.trainer.fit` call (same model, seed, identity, hooks)."""
     import torch
 
     from ..models.registry import build_model, config_to_dict, make_config
     from ..training.config import TrainConfig
-    from ..training.distributed import barrier, init_from_env, shutdown
+    from ..training.distributed import barrier, init_from_env, shutdown, world
     from ..training.trainer import fit
     from .cells import load_cell, run_cell
     from .paths import runs_dir
     from .provenance import code_hash
     from .spec import TABLES, cell_key
 
-    p = argparse.ArgumentParser(prog="torchrun ... -m attnflow_core.repro.cluster", description=torchrun_main.__doc__)
-    p.add_argument("--profile", default="smoke")
-    p.add_argument("--only", required=True, choices=sorted(TABLES), help="the table of the cell")
-    p.add_argument("--cell", required=True, help="the cell: label or index")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--results-root", default=None)
-    a = p.parse_args(argv)
-    from .paths import default_results_root
-
-    root = Path(a.results_root).expanduser().resolve() if a.results_root else default_results_root()
-    cells = TABLES[a.only].cells(a.profile)
-    picked = [s for i, s in enumerate(cells) if a.cell in (str(i), s["label"], cell_key(s))]
-    if not picked:
-        p.error(f"no cell {a.cell!r} in {a.only}; cells: {[c['label'] for c in cells]}")
-    spec = picked[0]
-    rank, world, _ = _distributed_env()
-    if not a.force and load_cell(spec, a.profile, root) is not None:
-        print(f"[rank {rank}] {spec['label']}: a current record exists (use --force to retrain)", flush=True)
-        return 0
-    init_from_env(a.device or spec["train"].get("device", "auto"))
+    if not force and load_cell(spec, profile, root) is not None:
+        return  # every rank sees the same shared record
+    init_from_env(device or spec["train"].get("device", "auto"))
     try:
-        run_dir = runs_dir(a.profile, root) / f"{cell_key(spec)}-{code_hash()}"
-        if a.force and rank == 0:
+        rank, size = world()
+        run_dir = runs_dir(profile, root) / f"{cell_key(spec)}-{code_hash()}"
+        if force and rank == 0:
             (run_dir / "checkpoint.pt").unlink(missing_ok=True)
         barrier()
-        if rank == 0:  # the one that evaluates and writes the record
-            run_cell(spec, a.profile, root, data_root=a.data_root, rerun=True, device=a.device,
-                     progress=world == 1)
-        else:  # the same fit call as run_cell's (same model, seed, identity, hooks), without the record
+        if rank == 0:
+            run_cell(spec, profile, root, data_root=data_root, rerun=True, device=device, progress=size == 1)
+        else:
             table = TABLES[spec["table"]]
-            data = table.load_data(spec, a.profile, a.data_root)
+            data = table.load_data(spec, profile, data_root)
             tcfg = TrainConfig(**spec["train"])
-            if a.device is not None:
-                tcfg.device = a.device
+            if device is not None:
+                tcfg.device = device
             cfg = make_config(spec["model"])
             torch.manual_seed(tcfg.seed)
             model = build_model(cfg)
             fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                 identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
                 hooks=[*model.training_hooks(tcfg.steps)], progress=False)
-        barrier()
+        barrier()  # rank 0 has written the record
     finally:
         shutdown()
+
+
+def torchrun_main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node G -m attnflow_core.repro.cluster --only TABLE --cell N [--profile ...]``:
+    train one cell with DistributedDataParallel on G processes (NCCL on GPUs, gloo on CPUs); rank 0 writes
+    the record and the checkpoint (which resumes on any number of processes) and runs the evaluators."""
+    import argparse
+
+    from .paths import PROFILES, default_results_root
+    from .spec import TABLES, cell_key
+
+    p = argparse.ArgumentParser(prog="torchrun ... -m attnflow_core.repro.cluster", description=torchrun_main.__doc__)
+    p.add_argument("--profile", choices=PROFILES, default="smoke")
+    p.add_argument("--only", required=True, choices=sorted(TABLES), help="the table of the cell")
+    p.add_argument("--cell", required=True, help="the cell: label, index or key")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None)
+    p.add_argument("--force", action="store_true", help="train from scratch even if a record or checkpoint exists")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--results-root", default=None)
+    a = p.parse_args(argv)
+    root = Path(a.results_root).expanduser().resolve() if a.results_root else default_results_root()
+    cells = TABLES[a.only].cells(a.profile) if TABLES[a.only].has_cells else []
+    picked = [s for i, s in enumerate(cells) if a.cell in (str(i), s["label"], cell_key(s)) and "train" in s]
+    if not picked:
+        p.error(f"no trained cell {a.cell!r} in {a.only}; cells: {[c['label'] for c in cells]}")
+    data_root = str(Path(a.data_root).expanduser().resolve()) if a.data_root else None
+    train_distributed(picked[0], a.profile, root, data_root, a.device, a.force)
     return 0
 
 
