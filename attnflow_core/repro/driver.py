@@ -11,6 +11,12 @@ a grid other than the notebook's goes to its own results root (printed), never o
 ``--cell N`` reruns one cell, resuming from its checkpoint (``--force``: from scratch); every other table
 that shares a rerun cell is rebuilt too. Ctrl-C stops the running cells within a step, saves their
 checkpoints and prints the command that resumes.
+
+Beyond one machine (:mod:`~attnflow_core.repro.cluster`, docs/cluster.md): ``--shard i/N`` trains only the
+cells of shard ``i`` (of ``N``, by cell number) and builds no table; ``--executor slurm`` submits one job per
+missing cell as a Slurm job array through submitit (``--partition --gpus --time --account`` or
+``$ATTNFLOW_SLURM_*``; ``--executor local`` runs the same path as local subprocesses), waits for them
+(``--no-wait``: returns once submitted; a rerun collects the records) and builds the tables.
 """
 from __future__ import annotations
 
@@ -28,9 +34,10 @@ from typing import Any
 from ..core.errors import ParameterError
 from ..core.io import write_json
 from .cells import load_cell
+from .cluster import EXECUTORS, in_shard, parse_shard, slurm_options, submit_cells
 from .index import write_index
 from .params import COMMON, declared_parameters, resolve_grid, variant_root
-from .paths import PROFILES, default_results_root, notebook_dir, results_dir
+from .paths import PROFILES, default_results_root, notebook_dir, results_dir, runs_dir
 from .provenance import code_hash, git_commit, hardware_label
 from .report import stale_tables
 from .spec import TABLES, cell_key
@@ -137,6 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="retrain cells from scratch even if a result exists")
     p.add_argument("--data-root", default=None, help="data root (else $ATTNFLOW_DATA)")
     p.add_argument("--results-root", default=None, help="results root (default: the checkout's results/)")
+    p.add_argument("--shard", metavar="i/N", help="train only the cells whose number is i modulo N (0 <= i < N; "
+                                                "numbered before finished cells are dropped) and build no table")
+    p.add_argument("--executor", choices=EXECUTORS, default="pool",
+                   help="pool: local worker processes (--jobs); slurm: one Slurm job per missing cell (a job "
+                        "array, through submitit); local: the same jobs as local subprocesses")
+    p.add_argument("--partition", help="Slurm partition (else $ATTNFLOW_SLURM_PARTITION)")
+    p.add_argument("--gpus", help="GPUs per cell job (else $ATTNFLOW_SLURM_GPUS, default 1)")
+    p.add_argument("--time", help="time limit per cell job in minutes (else $ATTNFLOW_SLURM_TIME, default 1440)")
+    p.add_argument("--account", help="Slurm account (else $ATTNFLOW_SLURM_ACCOUNT)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="with --executor slurm: return once submitted; rerun the command to build the tables")
     a = p.parse_args(argv)
 
     if a.threads < 1:
@@ -149,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.cell is not None and (len(names) != 1 or not TABLES[names[0]].has_cells):
         p.error("--cell needs exactly one table with grid cells in --only")
     try:
+        shard = parse_shard(a.shard)
+        submit_opts = slurm_options(vars(a)) if a.executor != "pool" else {}
+        if a.no_wait and a.executor != "slurm":
+            raise ParameterError("--no-wait needs --executor slurm (local jobs end with the driver)")
         sets = _parse_sets(a.set, names)
         plans = {}  # table -> (grid overrides, its results root, its cells)
         for name in names:
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, flush=True)
 
     # which cells to train: missing ones (all with --force, the chosen one with --cell), each key once per root
-    jobs, seen = [], set()
+    jobs, seen, numbered = [], set(), {}  # numbered: (root, key) -> candidate number (for --shard)
     for name in names:
         overrides, troot, cells = plans[name]
         if troot != root:
@@ -175,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"no cell {a.cell!r} in {name}; cells: {[c['label'] for c in cells]}")
         for i, spec in picked:
             key = cell_key(spec)
-            if (troot, key) in seen:
+            number = numbered.setdefault((troot, key), len(numbered))
+            if (troot, key) in seen or not in_shard(number, shard):
                 continue
             reuse = None if troot == root or a.force else root  # a variant reuses the canonical root's cells
             if a.force or a.cell is not None or load_cell(spec, a.profile, troot, reuse_from=reuse) is None:
@@ -184,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                              "force": a.force, "rerun": a.cell is not None, "device": a.device,
                              "every": a.progress_every, "table_name": name,
                              "log": str(results_dir(a.profile, troot) / "logs" / f"{key}.log")})
-    if a.profile == "paper" and a.device is None and any("train" in j["spec"] for j in jobs):
+    if a.profile == "paper" and a.device is None and a.executor == "pool" and any("train" in j["spec"] for j in jobs):
         import torch
 
         if not torch.cuda.is_available():
@@ -213,14 +236,27 @@ def main(argv: list[str] | None = None) -> int:
             extra.append(other)
             log(f"[{other}] {why}: rebuilding it too")
     notebooks = [n for n in names_all if n in names or n in extra]
+    if shard is not None or a.no_wait:  # the other shards' (or the submitted) cells are not there yet
+        notebooks = []
 
     failures: list[tuple[str, str]] = []
     common = {"profile": a.profile, "results_root": str(root), "data_root": data_root}
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the debugger's frozen-modules note
     interrupted = False
     try:
-        log(f"{len(jobs)} cell(s) to train, {a.jobs} at a time, {a.threads} thread(s) each")
-        statuses = run_cells(jobs, a.jobs, a.threads, log)
+        if shard is not None:
+            log(f"shard {shard[0]}/{shard[1]}: {sum(in_shard(i, shard) for i in range(len(numbered)))} of "
+                f"{len(numbered)} cell(s), {len(jobs)} of them to train")
+        if a.executor == "pool":
+            log(f"{len(jobs)} cell(s) to train, {a.jobs} at a time, {a.threads} thread(s) each")
+            statuses = run_cells(jobs, a.jobs, a.threads, log)
+        else:
+            log(f"{len(jobs)} cell(s) to train as {a.executor} jobs, {a.threads} thread(s) each")
+            folder = runs_dir(a.profile, root) / "submitit"
+            statuses = submit_cells(jobs, a.executor, folder, a.threads, submit_opts, log, wait=not a.no_wait)
+            if statuses is None:
+                log("submitted; rerun this command without --no-wait once the jobs are done to build the tables")
+                statuses = [{"status": "done"}] * len(jobs)  # nothing is built (see notebooks above)
         failed = {cell_key(j["spec"]) for j, st in zip(jobs, statuses) if st["status"] != "done"}
         failures += [(f"{j['table_name']} cell {j['spec']['label']}", st.get("message", st["status"]))
                      for j, st in zip(jobs, statuses) if st["status"] != "done"]
@@ -247,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         failures.append(("interrupted", "Ctrl-C"))
 
-    if not a.only and a.cell is None and not a.set and not failures:
+    if not a.only and a.cell is None and not a.set and not failures and shard is None and not a.no_wait:
         pruned = prune_stale_cells(out, a.profile)
         if pruned:
             log(f"  removed {pruned} cell record(s) that no table of this code asks for")
@@ -256,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m attnflow_core.repro " + " ".join(argv),
             "seconds": round(time.perf_counter() - t_start, 1), "failures": failures,
             "rebuilt_shared": extra}
-    if a.only or a.cell is not None or a.set or interrupted:  # logged beside the last full run, never over it
+    if a.only or a.cell is not None or a.set or interrupted or shard is not None or a.no_wait:  # logged beside the last full run, never over it
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "partial_runs.jsonl", "a") as f:
             f.write(json.dumps(info) + "\n")

@@ -10,6 +10,11 @@ Hooks run after every optimiser step as ``hook(step, model, optimizer)`` (residu
 spectral norms there). Checkpoints are written atomically every ``checkpoint_every`` steps and at the
 end; a checkpoint written for another configuration (``identity``) is refused, a corrupt one raises a
 :class:`~attnflow_core.core.errors.CheckpointError` that names the file.
+
+Under ``torchrun`` (a process group initialised, e.g. by
+:func:`~attnflow_core.training.distributed.init_from_env`), ``fit`` trains data-parallel: each rank reads
+its shard of every global batch, DistributedDataParallel averages the gradients, and only rank 0 writes
+checkpoints (see :mod:`attnflow_core.training.distributed`). One process trains exactly as before.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from torch import Tensor, nn
 from ..core.errors import CheckpointError, DataError, NonFiniteError
 from ..data.batches import Batch, BatchSource, TensorBatches, step_seed
 from ..models.registry import build_model, config_to_dict, make_config
+from . import distributed as ddp
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig, pick_device
 from .objectives import BitsPerDim
@@ -83,11 +89,15 @@ def fit(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: st
 
     last_ckpt = step
 
+    rank, world = ddp.world()
+
     def save() -> None:
         nonlocal last_ckpt
         last_ckpt = step
-        save_checkpoint(ckpt_path, {"identity": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                    "step": step, "history": history, "elapsed": elapsed})
+        if rank == 0:  # the others hold the same state; a checkpoint knows no world size
+            save_checkpoint(ckpt_path, {"identity": identity, "model": model.state_dict(),
+                                        "optimizer": opt.state_dict(), "step": step, "history": history,
+                                        "elapsed": elapsed})
 
     model.train()
     name = getattr(objective, "name", "loss")
@@ -96,17 +106,33 @@ def fit(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: st
     t0 = time.perf_counter()
     start_elapsed = elapsed
     running = None
+    loss_of = objective
+    if world > 1:
+        torch.manual_seed(step_seed(config.seed, step))  # ActNorm from the global batch, as one process would
+        unused = ddp.prepare(model, objective, _to(batches.batch(step, config.batch_size, config.seed), device))
+        wrapped = ddp.wrap(model, objective, device, unused)
+
+        def loss_of(_model: nn.Module, b: Batch) -> Tensor:
+            return wrapped(b)
     try:
+        agreed_stop = False  # world > 1: the ranks decide to stop together (see ddp.agree)
         while step < config.steps:
-            if config.time_budget_s is not None and elapsed >= config.time_budget_s:
+            if agreed_stop or (world == 1 and config.time_budget_s is not None and elapsed >= config.time_budget_s):
                 stopped_by = "time_budget"
                 break
-            torch.manual_seed(step_seed(config.seed, step))
-            batch = _to(batches.batch(step, config.batch_size, config.seed), device)
+            if world == 1:
+                torch.manual_seed(step_seed(config.seed, step))
+                batch = _to(batches.batch(step, config.batch_size, config.seed), device)
+            else:
+                torch.manual_seed(ddp.rank_seed(config.seed, step, rank))
+                batch = _to(ddp.shard_batch(batches, step, config.batch_size, config.seed, rank, world), device)
             for g in opt.param_groups:
                 g["lr"] = config.lr_at(step)
-            loss = objective(model, batch)
+            loss = loss_of(model, batch)
             loss_value = float(loss.detach())  # the one host sync per step, shared by guard and bar
+            if world > 1:  # every rank sees the global loss and the same stop decision
+                want_stop = config.time_budget_s is not None and elapsed >= config.time_budget_s
+                loss_value, agreed_stop = ddp.agree(loss_value, want_stop, device)
             if not math.isfinite(loss_value):
                 raise NonFiniteError(
                     f"non-finite loss ({loss_value}) in training step {step + 1}; the last good checkpoint "
@@ -134,6 +160,7 @@ def fit(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: st
     finally:
         bar.close()
     save()
+    ddp.barrier()  # the final checkpoint is on disk before any rank returns
     model.eval()
     return TrainResult(model, step, history, elapsed, resumed_from, stopped_by, str(device))
 
