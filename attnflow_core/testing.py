@@ -26,6 +26,28 @@ from torch import Tensor, nn
 
 from .core.layer import FlowLayer, LayerExample, registered_layers
 
+# one tiny model of every family, for tests that check what the engine owns (entry checks, host reads, sampling)
+TINY_FAMILIES: dict[str, dict] = {
+    "glow": dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2, hidden=8),
+    "marflow": dict(family="multiscale", backbone="marflow", image_shape=(3, 8, 8), levels=2, steps=1, hidden=8,
+                    prior_hidden=4, prior_layers=1),
+    "srflow": dict(family="srflow", image_shape=(3, 16, 16), levels=2, steps=1, hidden=8, nf=4, nb=2, gc=4),
+    "fullglow": dict(family="fullglow", image_shape=(1, 20, 20), label_channels=3, levels=2, steps=1, hidden=8,
+                     cond_hidden=4),
+    # the series log-det: the roulette's draw of the series length reads a CPU tensor (not a device sync)
+    "resflow": dict(family="resflow", image_shape=(1, 4, 4), scales=(1, 1), hidden=8, fc_blocks=1, fc_hidden=8,
+                    logdet=dict(method="series")),
+}
+
+
+def tiny_cond(model: nn.Module, n: int = 2) -> Tensor | None:
+    """A random uint8 condition of the right shape for a conditional family (LR image, label map), else None."""
+    if model.config.family == "srflow":
+        return torch.randint(0, 256, (n, *model.config.lr_shape), dtype=torch.uint8)
+    if model.config.family == "fullglow":
+        return torch.randint(0, 256, (n, *model.label_shape), dtype=torch.uint8)
+    return None
+
 
 def perturb_(module: nn.Module, scale: float = 0.1, seed: int = 0) -> None:
     """Add seeded noise to every parameter, so zero-initialised layers are not at their trivial identity."""

@@ -22,6 +22,7 @@ import argparse
 import statistics
 
 import torch
+from _data import dequantised_batches  # benchmarks/_data.py (scripts run from the repository root)
 
 from attnflow_core.models import build_model
 from attnflow_core.nn.lipschitz_attention import l2_attention_constant
@@ -42,21 +43,6 @@ VARIANTS = {"resflow": dict(),
             "acf_dot global (before)": dict(attention="acf_dot")}
 
 
-def batches(n, batch, seed=0):
-    """Dequantised MNIST digits in [-1/2, 1/2] when the data root has them, else uniform noise images."""
-    g = torch.Generator().manual_seed(seed)
-    try:
-        from attnflow_core.data import load_dataset
-
-        imgs = load_dataset("mnist", "train", limit=n * batch).images.float()
-        src = "MNIST digits"
-    except Exception:
-        imgs = torch.randint(0, 256, (n * batch, 1, 28, 28), generator=g).float()
-        src = "uniform noise images (no MNIST found)"
-    x = (imgs + torch.rand(imgs.shape, generator=g)) / 256 - 0.5
-    return [x[i * batch:(i + 1) * batch] for i in range(n)], src
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="table")
@@ -69,7 +55,7 @@ def main(argv=None):
     dev = pick_device(a.device)
     base = dict(family="resflow", image_shape=(1, 28, 28), scales=s["scales"], hidden=s["hidden"], fc_blocks=1,
                 fc_hidden=64, logit_alpha=1e-6)
-    data, src = batches(s["rounds"] + s["warmup"] + 1, s["batch"])
+    data, src = dequantised_batches("mnist", s["rounds"] + s["warmup"] + 1, s["batch"], (1, 28, 28))
     data = [d.to(dev) for d in data]
     models, opts, hooks = {}, {}, {}
     for name, kw in VARIANTS.items():

@@ -21,6 +21,7 @@ import statistics
 import types
 
 import torch
+from _data import dequantised_batches  # benchmarks/_data.py (scripts run from the repository root)
 
 from attnflow_core.core.layer import FlowSequence
 from attnflow_core.flows.elementwise import FlooredActNorm
@@ -79,22 +80,6 @@ def theirs(c, h, w, hidden, k):
     return nf.NormalizingFlow(nf.distributions.DiagGaussian((c, h, w), trainable=False), flows)
 
 
-def batches(n, c, h, w, batch, seed=0):
-    """Dequantised CIFAR-10 crops in [-1/2, 1/2] when the data root has them, else uniform noise images."""
-    g = torch.Generator().manual_seed(seed)
-    try:
-        from attnflow_core.data import load_dataset
-
-        imgs = load_dataset("cifar10", "train", limit=n * batch).images[:, :, :h, :w].float()
-        imgs = imgs.repeat(1, -(-c // 3), 1, 1)[:, :c]  # C > 3 (--channels): the RGB planes repeated
-        src = "CIFAR-10 crops" + (f" (RGB repeated to {c} channels)" if c > 3 else "")
-    except Exception:
-        imgs = torch.randint(0, 256, (n * batch, c, h, w), generator=g).float()
-        src = "uniform noise images (no CIFAR-10 found)"
-    x = (imgs + torch.rand(imgs.shape, generator=g)) / 256 - 0.5
-    return [x[i * batch:(i + 1) * batch] for i in range(n)], src
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--scale", choices=sorted(SCALES), default="cpu")
@@ -121,7 +106,7 @@ def main(argv=None):
     ours_c = circular_only(Ours(s["C"], s["H"], s["W"], s["hidden"], s["K"]).to(dev))  # the certificate before
     torch.manual_seed(0)
     nfm = theirs(s["C"], s["H"], s["W"], s["hidden"], s["K"]).to(dev)
-    data, src = batches(s["rounds"] + s["warmup"] + 1, s["C"], s["H"], s["W"], s["batch"])
+    data, src = dequantised_batches("cifar10", s["rounds"] + s["warmup"] + 1, s["batch"], (s["C"], s["H"], s["W"]))
     data = [d.to(dev) for d in data]
     refresh, refresh_uncertified = SpectralRefresh(max_iter=5), SpectralRefresh(max_iter=5, certify=False)
     opt_o, opt_u, opt_c, opt_t = (torch.optim.Adam(m.parameters(), 1e-3) for m in (ours, ours_u, ours_c, nfm))

@@ -7,27 +7,13 @@ import pytest
 import torch
 
 from attnflow_core import FlowError, build_model
+from attnflow_core.testing import TINY_FAMILIES, tiny_cond
 
-FAMILIES = {
-    "glow": dict(family="multiscale", backbone="glow", image_shape=(3, 8, 8), levels=2, steps=2, hidden=8),
-    "marflow": dict(family="multiscale", backbone="marflow", image_shape=(3, 8, 8), levels=2, steps=1, hidden=8,
-                    prior_hidden=4, prior_layers=1),
-    "srflow": dict(family="srflow", image_shape=(3, 16, 16), levels=2, steps=1, hidden=8, nf=4, nb=2, gc=4),
-    "fullglow": dict(family="fullglow", image_shape=(1, 20, 20), label_channels=3, levels=2, steps=1, hidden=8,
-                     cond_hidden=4),
-    "resflow": dict(family="resflow", image_shape=(1, 4, 4), scales=(1, 1), hidden=8, fc_blocks=1, fc_hidden=8,
-                    logdet=dict(method="series")),
-}
+FAMILIES = TINY_FAMILIES
 CLASS = {"glow": "FlowModel", "marflow": "FlowModel", "srflow": "SRFlowModel", "fullglow": "FullGlow",
          "resflow": "ResFlowModel"}
 
-
-def _cond(model, n=2):
-    if model.config.family == "srflow":
-        return torch.randint(0, 256, (n, *model.config.lr_shape), dtype=torch.uint8)
-    if model.config.family == "fullglow":
-        return torch.randint(0, 256, (n, *model.label_shape), dtype=torch.uint8)
-    return None
+_cond = tiny_cond
 
 
 def _model(name, seed=0, device="cpu", dtype=torch.float32):
