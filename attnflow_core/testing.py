@@ -40,13 +40,16 @@ TINY_FAMILIES: dict[str, dict] = {
 }
 
 
-def tiny_cond(model: nn.Module, n: int = 2) -> Tensor | None:
+def tiny_cond(model: nn.Module, n: int = 2, device: str | torch.device | None = None,
+              generator: torch.Generator | None = None) -> Tensor | None:
     """A random uint8 condition of the right shape for a conditional family (LR image, label map), else None."""
     if model.config.family == "srflow":
-        return torch.randint(0, 256, (n, *model.config.lr_shape), dtype=torch.uint8)
-    if model.config.family == "fullglow":
-        return torch.randint(0, 256, (n, *model.label_shape), dtype=torch.uint8)
-    return None
+        shape = model.config.lr_shape
+    elif model.config.family == "fullglow":
+        shape = model.label_shape
+    else:
+        return None
+    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, device=device, generator=generator)
 
 
 def perturb_(module: nn.Module, scale: float = 0.1, seed: int = 0) -> None:

@@ -22,12 +22,11 @@ import argparse
 import statistics
 
 import torch
-from _data import dequantised_batches  # benchmarks/_data.py (scripts run from the repository root)
+from _common import dequantised_batches, round_robin  # benchmarks/_common.py (scripts run from the repository root)
 
 from attnflow_core.models import build_model
 from attnflow_core.nn.lipschitz_attention import l2_attention_constant
 from attnflow_core.repro.provenance import git_commit, hardware_label
-from attnflow_core.repro.timing import timed
 from attnflow_core.training import pick_device
 
 SCALES = {# the contractive table's smoke model (its SMOKE_MODEL["resflow"], batch 32) on full-size digits
@@ -75,13 +74,7 @@ def main(argv=None):
             h(1, m, opt)
         return float(loss.detach())
 
-    times = {k: [] for k in VARIANTS}
-    for i, x in enumerate(data[1:]):
-        for name in VARIANTS:
-            torch.manual_seed(1000 + i)  # same probes and roulette draws for every variant
-            t = timed(lambda: step(name, x), dev)
-            if i >= s["warmup"]:
-                times[name].append(t)
+    times = round_robin({name: (lambda x, name=name: step(name, x)) for name in VARIANTS}, data[1:], s["warmup"], dev)
     ref = "resflow"
     print(f"# Residual Flow (+ ACF) training step at 1×28×28 ({a.scale} scale; scales {s['scales']}, hidden "
           f"{s['hidden']}, 1 FC block, batch {s['batch']}; {src})")

@@ -21,7 +21,7 @@ import statistics
 import types
 
 import torch
-from _data import dequantised_batches  # benchmarks/_data.py (scripts run from the repository root)
+from _common import dequantised_batches, round_robin  # benchmarks/_common.py (scripts run from the repository root)
 
 from attnflow_core.core.layer import FlowSequence
 from attnflow_core.flows.elementwise import FlooredActNorm
@@ -31,7 +31,6 @@ from attnflow_core.nn.lipschitz_nets import LipschitzConvNet
 from attnflow_core.nn.spectral import conv_norm_upper_bound, matrix_norm_upper_bound
 from attnflow_core.priors import StandardNormal
 from attnflow_core.repro.provenance import git_commit, hardware_label
-from attnflow_core.repro.timing import timed
 from attnflow_core.training import pick_device
 
 SCALES = {"cpu": dict(C=3, H=16, W=16, hidden=64, K=4, batch=32, rounds=15, warmup=3),
@@ -135,14 +134,9 @@ def main(argv=None):
                 "ours (certified, circular bound only: before)": lambda x: step_ours(ours_c, opt_c, x, refresh),
                 "ours (refresh without the certified gap)": lambda x: step_ours(ours_u, opt_u, x, refresh_uncertified),
                 "normflows 1.7.3": step_theirs}
-    times = {k: [] for k in variants}
     losses = {k: [] for k in variants}
-    for i, x in enumerate(data[1:]):
-        for name, fn in variants.items():
-            torch.manual_seed(1000 + i)
-            t = timed(lambda: losses[name].append(fn(x)), dev)
-            if i >= s["warmup"]:
-                times[name].append(t)
+    times = round_robin({name: (lambda x, name=name, fn=fn: losses[name].append(fn(x))) for name, fn in variants.items()},
+                        data[1:], s["warmup"], dev)
     base = "normflows 1.7.3"
     print(f"# Residual Flow training step, ours vs normflows ({a.scale} scale; {s['K']} blocks, C={s['C']}, "
           f"{s['H']}×{s['W']}, hidden {s['hidden']}, batch {s['batch']}; {src})")

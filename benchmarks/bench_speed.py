@@ -36,6 +36,7 @@ from attnflow_core.core.checks import count_host_reads
 from attnflow_core.nn import ConvLSTM
 from attnflow_core.repro.provenance import git_commit, hardware_label
 from attnflow_core.repro.timing import timed
+from attnflow_core.testing import tiny_cond
 from attnflow_core.training import pick_device
 
 MARFLOW = dict(family="multiscale", backbone="marflow", coupling="affine", image_shape=(3, 32, 32), levels=3,
@@ -87,15 +88,6 @@ def _old_run_sequence(self, x):
     return x
 
 
-def _cond(model, n, device):
-    fam = model.config.family
-    if fam == "srflow":
-        return torch.randint(0, 256, (n, *model.config.lr_shape), dtype=torch.uint8, device=device)
-    if fam == "fullglow":
-        return torch.randint(0, 256, (n, *model.label_shape), dtype=torch.uint8, device=device)
-    return None
-
-
 def convlstm_step(s, dev):
     torch.manual_seed(0)
     after = build_model(MARFLOW).to(dev)
@@ -141,16 +133,16 @@ def sampling(s, dev):
         x = torch.randint(0, 256, (4, *m.image_shape), dtype=torch.uint8, device=dev)
         m.train()
         with torch.no_grad():
-            m.bits_per_dim(x, _cond(m, 4, dev))  # data-dependent initialisation
+            m.bits_per_dim(x, tiny_cond(m, 4, dev))  # data-dependent initialisation
         with count_host_reads() as reads:
-            m.bits_per_dim(x, _cond(m, 4, dev)).mean().backward()
+            m.bits_per_dim(x, tiny_cond(m, 4, dev)).mean().backward()
         own = Counter(r.split(" at ")[1].split("attnflow_core/")[-1] for r in reads if "attnflow_core" in r)
         where = "; ".join(f"{k} x{v}" for k, v in own.items())
         print(f"INFO host_reads_per_loss {name}: {sum(own.values())} (bits_per_dim of uint8 images + backward"
               f"{': ' + where if where else ''})")
         m.eval()
         n = s["sample_batch"]
-        cond = _cond(m, n, dev)
+        cond = tiny_cond(m, n, dev)
 
         def before(m=m, cond=cond, n=n):  # the old sample(): encode the condition, draw, decode
             with torch.no_grad():

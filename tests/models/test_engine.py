@@ -22,6 +22,7 @@ from attnflow_core.core.layer import FlowSequence
 from attnflow_core.flows.glow import ActNorm, InvConv1x1, Squeeze
 from attnflow_core.models.base import DensityFlow, Level, MultiScaleFlow
 from attnflow_core.priors import LearnedGaussianPrior, SplitGaussianPrior
+from attnflow_core.testing import tiny_cond
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "engine_fingerprints.pt"
 
@@ -49,15 +50,6 @@ FAMILIES = {
 }
 
 
-def _cond(model, n, gen):
-    family = model.config.family
-    if family == "srflow":
-        return torch.randint(0, 256, (n, *model.config.lr_shape), dtype=torch.uint8, generator=gen)
-    if family == "fullglow":
-        return torch.randint(0, 256, (n, *model.label_shape), dtype=torch.uint8, generator=gen)
-    return None
-
-
 def _digests(state: dict) -> dict[str, str]:
     """sha256 (first 64 bits) of each tensor's float64 bytes (bit-for-bit, and keeps the fixture small)."""
     return {k: hashlib.sha256(v.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16] for k, v in state.items()}
@@ -71,7 +63,7 @@ def fingerprint(name: str) -> dict:
                  "initial": _digests(m.state_dict())}
     gen = torch.Generator().manual_seed(1)
     x8 = torch.randint(0, 256, (4, *m.image_shape), dtype=torch.uint8, generator=gen)
-    c4 = _cond(m, 4, gen)
+    c4 = tiny_cond(m, 4, generator=gen)
     m.train()
     torch.manual_seed(2)
     with torch.no_grad():
@@ -86,7 +78,7 @@ def fingerprint(name: str) -> dict:
         out["joint_left"] = m.joint_log_prob(x, c4)[0] if hasattr(m, "joint_log_prob") else x.new_zeros(0)
         torch.manual_seed(4)
         out["bits_per_dim"] = m.bits_per_dim(x8, c4)
-        c3 = _cond(m, 3, gen)
+        c3 = tiny_cond(m, 3, generator=gen)
         torch.manual_seed(5)
         out["sample"] = m.sample(3, temperature=0.7) if c3 is None else m.sample(3, temperature=0.7, cond=c3)
     return out
