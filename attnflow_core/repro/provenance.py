@@ -29,6 +29,7 @@ NON_NUMERIC = (
     "repro/report.py",  # writes finished tables (csv, markdown header)
     "repro/sr_plots.py",
     "repro/contractive_plots.py",  # figures and summaries of table_contractive, built from finished cells
+    "repro/evidence.py",  # intervals, paired differences and verdicts over finished table rows
 )
 
 
