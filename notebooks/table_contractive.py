@@ -28,7 +28,7 @@
 profile = "smoke"
 results_root = None
 data_root = None
-seeds = None  # one cell per seed; None: each cell's own seed
+seeds = None  # one cell per seed; None: the profile's (smoke: each cell's own; cpu and paper: [0, 1, 2])
 steps = None  # training steps; None: the profile's
 
 # %%

@@ -20,7 +20,8 @@ from ..core.errors import DataError
 from ..core.registry import Registry
 from .conventions import ImageData, apply_convention
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "val", "test")
+VAL_SPLIT_SEED = 0  # the held-out validation images are the same for every run seed and method
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,28 @@ def dataset_shape(name: str, convention: str = "standard") -> tuple[int, int, in
 
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
                  convention: str = "standard", download: bool = False, limit: int | None = None,
-                 seed: int = 0):
-    """Load ``split`` (``train``/``test``) of data set ``name`` as uint8 images (:class:`ImageData`).
+                 seed: int = 0, val_size: int = 0):
+    """Load ``split`` (``train``/``val``/``test``) of data set ``name`` as uint8 images (:class:`ImageData`).
 
-    ``limit`` keeps a seeded random subset of that many images (for smoke runs); the
-    order is otherwise deterministic.
+    ``val_size > 0`` holds that many training images out as the validation split: ``val`` is them,
+    ``train`` the rest (a fixed permutation of the training images, seed :data:`VAL_SPLIT_SEED`; both keep
+    the file order). ``limit`` keeps a seeded random subset of that many images of the split (for smoke
+    runs); the order is otherwise deterministic.
     """
     entry = _entry(name)
     if split not in SPLITS:
         raise DataError(f"split must be one of {SPLITS}, got {split!r}")
-    x, y = entry.loader(resolve_root(root), split, download)
+    if split == "val" and val_size <= 0:
+        raise DataError(f"split 'val' of {name} needs val_size > 0 (how many training images to hold out)")
+    x, y = entry.loader(resolve_root(root), "test" if split == "test" else "train", download)
+    if val_size > 0 and split != "test":
+        if not 0 < val_size < len(x):
+            raise DataError(f"val_size={val_size} must be between 1 and {len(x) - 1} "
+                            f"(the {len(x)} training images of {name})")
+        held = np.zeros(len(x), bool)
+        held[np.random.default_rng(VAL_SPLIT_SEED).permutation(len(x))[:val_size]] = True
+        keep = held if split == "val" else ~held
+        x, y = x[keep], y[keep]
     if limit is not None and limit < len(x):
         idx = np.sort(np.random.default_rng(seed).permutation(len(x))[:limit])
         x, y = x[idx], y[idx]

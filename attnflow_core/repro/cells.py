@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import NonFiniteError
+from ..core.errors import AttnflowError, NonFiniteError
 from ..core.io import write_json
 from ..models.registry import build_model, config_to_dict, make_config
 from ..training.config import TrainConfig
@@ -49,7 +49,7 @@ def load_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLik
                 (dst / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(f, dst / rel)
     rec = json.loads(path.read_text())
-    return rec if rec.get("code_hash") == code_hash() else None
+    return rec if rec.get("code_hash") == code_hash(spec["table"]) else None
 
 
 class Interrupted(Exception):
@@ -92,24 +92,30 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
             stop["asked"] = True
             tcfg.time_budget_s = 0.0
     # checkpoints are tied to the code that wrote them: a code change never resumes an old run
-    chash = code_hash()
+    chash = code_hash(table)
     run_dir = runs_dir(profile, results_root) / f"{key}-{chash}"
     if force and (run_dir / "checkpoint.pt").exists():
         (run_dir / "checkpoint.pt").unlink()
     cfg = make_config(spec["model"])
     torch.manual_seed(tcfg.seed)
     model = build_model(cfg)
+    validate = table.validation(spec, data) if tcfg.eval_every is not None else None
+    if tcfg.eval_every is not None and validate is None:
+        raise AttnflowError(f"cell {spec.get('label', key)!r} asks for validation every {tcfg.eval_every} steps "
+                            f"but {table.name} gives it no validation split")
     try:
         result = fit(model, data.train, tcfg, run_dir, objective=table.objective(spec),
                      identity={"model": config_to_dict(cfg), "train": tcfg.identity()},
                      hooks=[*model.training_hooks(tcfg.steps)], progress=progress,
-                     on_step=step_hook)
+                     on_step=step_hook, validate=validate)
     except NonFiniteError as exc:
-        if not table.record_divergence:
+        # under the spike protocol a diverged seed is a result (counted, never averaged in)
+        if not (table.record_divergence or tcfg.spike_factor is not None):
             raise
         n_params = sum(p.numel() for p in model.parameters())
         record = {"key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
                   "n_train": data.n_train, "steps": None, "stopped_by": "diverged", "diverged": str(exc),
+                  "seed": tcfg.seed,
                   "params": n_params, "params_M": n_params / 1e6, "train_seconds": math.nan,
                   **machine_record(), "code_hash": chash, "commit": git_commit(),
                   "history": [], "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -129,6 +135,10 @@ def run_cell(spec: dict[str, Any], profile: str, results_root: str | os.PathLike
         "n_train": data.n_train, "steps": result.steps_done, "stopped_by": result.stopped_by,
         **{f"final_{k}": v for k, v in last.items() if k.startswith("train_")},
         "params": n_params, "params_M": n_params / 1e6, "train_seconds": result.train_seconds,
+        "seed": tcfg.seed, "weights": result.weights, "selected_on": "validation" if validate else "last step",
+        "best_step": result.best_step, "val_bpd": result.best_val, "val_curve": result.val_curve,
+        "n_val": 0 if data.val is None else int(data.val.shape[0]), "ema_decay": tcfg.ema_decay,
+        "spike_events": result.spike_events, "n_spikes": len(result.spike_events),
         **metrics,
         **machine_record(result.device), "code_hash": chash,
         "commit": git_commit(), "history": result.history, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -144,7 +154,7 @@ def _measure_cell(table: TableSpec, spec: dict[str, Any], profile: str, key: str
     record = {
         "key": key, "label": spec.get("label", key), "table": table.name, "profile": profile, "spec": spec,
         **machine_record(), **metrics,  # a measured cell's own hardware/threads/device win
-        "code_hash": code_hash(), "commit": git_commit(),
+        "code_hash": code_hash(table), "commit": git_commit(),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     write_json(out / "cells" / f"{key}.json", record)

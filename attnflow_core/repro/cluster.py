@@ -212,7 +212,7 @@ def train_distributed(spec: dict[str, Any], profile: str, root: str | os.PathLik
     init_from_env(device or spec["train"].get("device", "auto"))
     try:
         rank, size = world()
-        run_dir = runs_dir(profile, root) / f"{cell_key(spec)}-{code_hash()}"
+        run_dir = runs_dir(profile, root) / f"{cell_key(spec)}-{code_hash(spec['table'])}"
         if force and rank == 0:
             (run_dir / "checkpoint.pt").unlink(missing_ok=True)
         barrier()

@@ -86,7 +86,8 @@ def _execute(name: str, params: dict, out_path: Path, log: Callable[[str], None]
 def prune_stale_cells(out: Path, profile: str) -> int:
     """Delete cell records (with their sample grids and executed notebooks) of cells that no registered
     table of this profile has any more, so ``results/`` holds only what the current code produces."""
-    keep = {cell_key(spec) for name in TABLES for spec in TABLES[name].cells(profile)}
+    keep = {cell_key(spec) for name in TABLES if profile in TABLES[name].profiles
+            for spec in TABLES[name].cells(profile)}
     n = 0
     for rec in sorted((out / "cells").glob("*.json")):
         if rec.stem not in keep:
@@ -156,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-wait", action="store_true",
                    help="with --executor slurm: return once submitted; rerun the command to build the tables")
     a = p.parse_args(argv)
+    lacking = [n for n in (a.only or []) if a.profile not in TABLES[n].profiles]
+    if lacking:
+        p.error(f"{', '.join(lacking)} has no {a.profile} profile (only {', '.join(TABLES[lacking[0]].profiles)})")
+    skipped = [n for n in names_all if a.profile not in TABLES[n].profiles]
+    names_all = [n for n in names_all if n not in skipped]
 
     if a.threads < 1:
         p.error("--threads must be at least 1")
@@ -184,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def log(msg: str) -> None:
         print(msg, flush=True)
+
+    if skipped and not a.only:
+        log(f"not in the {a.profile} profile (yet): {', '.join(skipped)}")
 
     # which cells to train: missing ones (all with --force, the chosen one with --cell), each key once per root
     jobs, seen, numbered = [], set(), {}  # numbered: (root, key) -> candidate number (for --shard)

@@ -79,6 +79,8 @@ def coerce(name: str, value: Any, default: Any) -> Any:
         value = _literal(text)
         if isinstance(default, list) and isinstance(value, str) and "," in text:
             value = [_literal(v) for v in text.strip("[]()").split(",") if v.strip()]
+    if isinstance(default, dict) and not isinstance(value, dict):  # a per-profile schedule given one value
+        return value
     if isinstance(default, list):
         value = list(value) if isinstance(value, (list, tuple)) else [value]
         if not value:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..core.errors import AttnflowError
 
-PROFILES = ("smoke", "paper")
+PROFILES = ("smoke", "cpu", "paper")
 
 
 @lru_cache(maxsize=None)

@@ -60,18 +60,63 @@ def module_fingerprint(source: str | bytes, filename: str = "<module>") -> str:
     return ast.dump(_strip_docstrings(ast.parse(source, filename)), include_attributes=False)
 
 
+TABLES_DIR = "repro/tables/"
+# what a table spec does that decides a cell's numbers (its grid, build(), only names cells: that is in the key)
+NUMERIC_TABLE_MEMBERS = ("load_data", "objective", "evaluators", "validation", "measure", "record_divergence")
+
+
 @lru_cache(maxsize=None)
-def code_hash() -> str:
-    """Hash of the modules that make the numbers: a cell is reused only if none of them changed
-    (as code: their docstrings and comments do not count)."""
+def _hash_files(rels: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     root = package_root()
-    for p in numeric_files():
-        h.update(p.relative_to(root).as_posix().encode())
+    for rel in rels:
+        p = root / rel
+        h.update(rel.encode())
         h.update(b"\0")
         h.update(module_fingerprint(p.read_bytes(), str(p)).encode())
         h.update(b"\0")
     return h.hexdigest()[:12]
+
+
+def _rel(p: Path) -> str:
+    return p.relative_to(package_root()).as_posix()
+
+
+def code_hash(table=None) -> str:
+    """Hash of the modules that make the numbers (as code: their docstrings and comments do not count).
+
+    Without ``table``: every numeric module of the package. With a table spec (or its name): the package
+    without ``repro/tables/``, plus the table modules that define how that table's cells are trained and
+    scored (the classes of its spec's MRO that define one of :data:`NUMERIC_TABLE_MEMBERS`, and the table
+    modules they import). A cell record is reused only if its table's hash is unchanged: adding a profile to
+    Table 3 leaves Table 2's records valid, and Table 2 and the ablations, which share their cells' data
+    and evaluators (``_mnist.py``), share one hash."""
+    files = numeric_files()
+    if table is None:
+        return _hash_files(tuple(_rel(p) for p in files))
+    return _hash_files(tuple([_rel(p) for p in files if not _rel(p).startswith(TABLES_DIR)]
+                             + sorted(table_files(table))))
+
+
+def table_files(table) -> set[str]:
+    """The ``repro/tables/`` modules that decide the numbers of ``table``'s cells (see :func:`code_hash`)."""
+    import inspect
+
+    from .spec import TABLES
+
+    spec = TABLES[table] if isinstance(table, str) else table
+    todo = {_rel(Path(inspect.getsourcefile(cls))) for cls in type(spec).__mro__
+            if cls.__module__.startswith(__package__ + ".tables") and any(m in vars(cls) for m in NUMERIC_TABLE_MEMBERS)}
+    done: set[str] = set()
+    while todo:  # and the table modules those import (from ._mnist import ...)
+        rel = todo.pop()
+        done.add(rel)
+        for node in ast.walk(ast.parse((package_root() / rel).read_bytes())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                dep = f"{TABLES_DIR}{node.module.replace('.', '/')}.py"
+                if (package_root() / dep).is_file() and dep not in done:
+                    todo.add(dep)
+    return done
 
 
 def hardware_label(device: torch.device | str | None = None) -> str:

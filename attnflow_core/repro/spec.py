@@ -27,6 +27,8 @@ from ..core.errors import AttnflowError
 from ..core.registry import Registry
 from ..data.batches import BatchSource
 
+# the seeds of a table whose notebook says ``seeds = None``: evidence needs several, a pipeline check one
+PROFILE_SEEDS = {"cpu": [0, 1, 2], "paper": [0, 1, 2]}  # smoke: each cell's own
 # the spec keys that decide a cell's numbers (and so its cache key); labels and paper columns do not
 IDENT_KEYS = ("dataset", "convention", "data", "model", "train", "evaluators")
 
@@ -39,6 +41,8 @@ class CellData:
     test: Tensor  # uint8 test images (N, C, H, W)
     test_cond: Tensor | None = None
     n_train: int = 0
+    val: Tensor | None = None  # uint8 validation images: checkpoints are selected on them, never on the test split
+    val_cond: Tensor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +71,7 @@ class TableSpec:
     description: str = ""
     order: int = 100
     has_cells: bool = True
+    profiles: tuple[str, ...] = ("smoke", "paper")  # the profiles this table has settings for
     smoke_note: str = "**Smoke numbers are not the paper's numbers**: tiny models, short training."
     # True: a cell whose training diverges (NonFiniteError) is recorded as a result ("diverged": reason)
     # instead of failing the table -- for tables that reproduce published methods that can diverge
@@ -81,6 +86,10 @@ class TableSpec:
 
         full, _ = resolve_grid(self.name, grid)
         seeds, steps = full.pop("seeds", None), full.pop("steps", None)
+        # the schedule may be given per profile ({"cpu": 1500}); a profile not named gets its default
+        seeds, steps = (v.get(profile) if isinstance(v, dict) else v for v in (seeds, steps))
+        if seeds is None:
+            seeds = PROFILE_SEEDS.get(profile)
         return apply_schedule(self.build(profile, **full), seeds, steps)
 
     def build(self, profile: str, **axes: Any) -> list[dict[str, Any]]:
@@ -113,6 +122,15 @@ class TableSpec:
 
     def evaluators(self, spec: dict[str, Any]) -> list[Evaluator]:
         raise NotImplementedError
+
+    def validation(self, spec: dict[str, Any], data: CellData) -> Callable[[nn.Module], float] | None:
+        """``validate(model) -> float`` (lower is better) for checkpoint selection when the cell's training
+        sets ``eval_every``; default: bits/dim of the validation split (seeded dequantisation)."""
+        if data.val is None:
+            return None
+        from ..metrics.likelihood import evaluate_bpd
+
+        return lambda model: evaluate_bpd(model, data.val, cond=data.val_cond)["bpd"]
 
     def measure(self, spec: dict[str, Any], ctx: CellContext, data_root: str | None) -> dict[str, Any]:
         """The numbers of a cell without ``train`` (a benchmark, the scores of real data): it is measured, not

@@ -10,6 +10,9 @@ from ..core.errors import TrainingConfigError
 OPTIMIZERS = ("adamax", "adam")
 # settings that do not change what a finished run computes: left out of a checkpoint's identity
 RUN_ONLY_FIELDS = ("steps", "time_budget_s", "device", "log_every", "checkpoint_every")
+# optional settings left out of the identity while off (None), so older checkpoints still resume
+PROTOCOL_FIELDS = ("decay_start", "eval_every", "ema_decay", "spike_factor")
+SPIKE_FIELDS = ("spike_lr_factor", "max_spikes", "snapshot_every")
 
 
 @dataclass
@@ -37,6 +40,13 @@ class TrainConfig:
     milestones: tuple[float, ...] = field(default_factory=tuple)
     gamma: float = 0.5
     decay_start: float | None = None
+    # the protocol of an honest comparison (training/stability.py); None: off, the run is as before
+    eval_every: int | None = None  # validate every so many steps (and at the end); the best one is returned
+    ema_decay: float | None = None  # validate (and return) an exponential moving average of the weights
+    spike_factor: float | None = None  # a loss above this × the recent median is a spike: restore, lower lr
+    spike_lr_factor: float = 0.5
+    max_spikes: int = 5
+    snapshot_every: int = 100
 
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -49,12 +59,25 @@ class TrainConfig:
                                       f"{self.milestones} and {self.gamma}")
         if self.decay_start is not None and not 0 <= self.decay_start < 1:
             raise TrainingConfigError(f"decay_start must be a fraction in [0, 1) or None, got {self.decay_start}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise TrainingConfigError(f"eval_every must be >= 1 or None, got {self.eval_every}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise TrainingConfigError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+        if self.spike_factor is not None and (not self.spike_factor > 1 or not 0 < self.spike_lr_factor < 1
+                                              or self.max_spikes < 0 or self.snapshot_every < 1):
+            raise TrainingConfigError(f"spike handling needs spike_factor > 1, 0 < spike_lr_factor < 1, "
+                                      f"max_spikes >= 0 and snapshot_every >= 1, got {self.spike_factor}, "
+                                      f"{self.spike_lr_factor}, {self.max_spikes}, {self.snapshot_every}")
 
     def identity(self) -> dict:
         """The settings that decide the numbers (a checkpoint resumes only under the same identity)."""
         ident = {k: v for k, v in asdict(self).items() if k not in RUN_ONLY_FIELDS}
-        if ident["decay_start"] is None:  # configs from before the field existed keep their identity
-            del ident["decay_start"]
+        for k in PROTOCOL_FIELDS:  # configs from before these fields existed keep their identity
+            if ident[k] is None:
+                del ident[k]
+        if self.spike_factor is None:
+            for k in SPIKE_FIELDS:
+                del ident[k]
         return ident
 
     def make_optimizer(self, params) -> torch.optim.Optimizer:
