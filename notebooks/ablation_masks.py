@@ -22,7 +22,7 @@ profile = "smoke"
 results_root = None
 data_root = None
 masks = ["spatial", "channel", "random", "checkerboard"]  # iMap at pos-4
-seeds = None  # one cell per seed; None: the profile's (smoke: each cell's own; cpu and paper: [0, 1, 2])
+seeds = None  # one cell per seed; None: the profile's (cpu: [0, 1, 2]; smoke, paper: each cell's own)
 steps = None  # training steps; None: the profile's
 
 # %%

@@ -28,7 +28,7 @@
 profile = "smoke"
 results_root = None
 data_root = None
-seeds = None  # one cell per seed; None: the profile's (smoke: each cell's own; cpu and paper: [0, 1, 2])
+seeds = None  # one cell per seed; None: the profile's (cpu: [0, 1, 2]; smoke, paper: each cell's own)
 steps = None  # training steps; None: the profile's
 
 # %%
