@@ -153,6 +153,13 @@ class TableRun:
 
         return TABLES[self.table].cells(self.profile, **self.grid)
 
+    def records(self) -> list[dict[str, Any]]:
+        """The current records of this grid's cells (a cell without one is left out)."""
+        from .cells import load_cell
+
+        recs = (load_cell(s, self.profile, self.results_root) for s in self.cells())
+        return [r for r in recs if r is not None]
+
     def collect(self, **kw: Any):
         from .cells import collect
 

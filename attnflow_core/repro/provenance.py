@@ -98,14 +98,16 @@ def code_hash(table=None) -> str:
                              + sorted(table_files(table))))
 
 
+code_hash.cache_clear = _hash_files.cache_clear  # type: ignore[attr-defined]  # (tests edit a package copy)
+
+
 def table_files(table) -> set[str]:
     """The ``repro/tables/`` modules that decide the numbers of ``table``'s cells (see :func:`code_hash`)."""
-    import inspect
-
     from .spec import TABLES
 
     spec = TABLES[table] if isinstance(table, str) else table
-    todo = {_rel(Path(inspect.getsourcefile(cls))) for cls in type(spec).__mro__
+    # by module name, so that the files are read under package_root() (the tests hash an edited copy)
+    todo = {cls.__module__.split(".", 1)[1].replace(".", "/") + ".py" for cls in type(spec).__mro__
             if cls.__module__.startswith(__package__ + ".tables") and any(m in vars(cls) for m in NUMERIC_TABLE_MEMBERS)}
     done: set[str] = set()
     while todo:  # and the table modules those import (from ._mnist import ...)

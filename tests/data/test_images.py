@@ -24,6 +24,24 @@ def test_digits_split_is_deterministic_and_disjoint(digits):
     assert len(tr) > 1000 and len(te) > 300
 
 
+def test_validation_split_is_held_out_of_train_the_same_for_every_seed():
+    full = load_dataset("digits", "train").images
+    tr = load_dataset("digits", "train", val_size=200).images
+    va = load_dataset("digits", "val", val_size=200).images
+    assert len(tr) + len(va) == len(full) and len(va) == 200
+    rows = {bytes(x.numpy()) for x in full}
+    assert {bytes(x.numpy()) for x in tr} | {bytes(x.numpy()) for x in va} <= rows
+    # disjoint by index: no image of val is at the place of a train image (digits has duplicates by value)
+    held = torch.tensor([any(torch.equal(x, v) for v in va) for x in full[:100]])
+    assert held.any() and not held.all()
+    assert torch.equal(va, load_dataset("digits", "val", val_size=200, seed=5).images)  # the run seed does not move it
+    assert torch.equal(load_dataset("digits", "test", val_size=200).images, load_dataset("digits", "test").images)
+    with pytest.raises(DataError, match="val_size"):
+        load_dataset("digits", "val")
+    with pytest.raises(DataError, match="val_size=5000"):
+        load_dataset("digits", "train", val_size=5000)
+
+
 def test_padded_convention_shapes():
     assert dataset_shape("mnist", "padded") == (3, 32, 32)
     assert dataset_shape("mnist", "standard") == (1, 28, 28)

@@ -8,9 +8,9 @@ from attnflow_core.repro.params import coerce, grid_defaults, resolve_grid, vari
 
 
 def test_the_notebooks_declare_the_grids():
-    assert grid_defaults("ablation_heads") == {"heads": [1, 3, 5, 7], "seeds": [0], "steps": None}
+    assert grid_defaults("ablation_heads") == {"heads": [1, 3, 5, 7], "seeds": None, "steps": None}
     assert grid_defaults("ablation_positions") == {"attentions": ["imap", "itrans"], "positions": [1, 2, 3, 4],
-                                                   "seeds": [0], "steps": None}
+                                                   "seeds": None, "steps": None}
     assert grid_defaults("ablation_masks")["masks"] == ["spatial", "channel", "random", "checkerboard"]
     for name in TABLES:
         if TABLES[name].has_cells:
@@ -40,7 +40,7 @@ def test_a_misspelt_parameter_is_an_error_with_a_hint():
 
 def test_the_declared_grid_uses_the_canonical_root_and_another_grid_its_own(tmp_path):
     ns = {"profile": "smoke", "results_root": str(tmp_path), "data_root": None, "heads": [1, 3, 5, 7],
-          "seeds": [0], "steps": None}
+          "seeds": None, "steps": None}
     run = table_run("ablation_heads", ns)
     assert run.is_default and run.results_root == str(tmp_path)
     assert {cell_key(s) for s in run.cells()} == {cell_key(s) for s in TABLES["ablation_heads"].cells("smoke")}
@@ -64,6 +64,18 @@ def test_seeds_multiply_the_cells_and_keep_the_default_keys():
     assert cell_key(two[0]) in {cell_key(s) for s in default}
     # tables whose cells have their own seeds keep them by default (SRFlow's paper profile: 10)
     assert {s["train"]["seed"] for s in TABLES["table4_celeba_sr"].cells("paper")} == {10}
+
+
+def test_the_cpu_profile_has_three_seeds_and_a_schedule_may_be_given_per_profile():
+    t = TABLES["ablation_heads"]
+    cpu = t.cells("cpu")
+    assert len(cpu) == 3 * len(t.cells("smoke")) and {s["train"]["seed"] for s in cpu} == {0, 1, 2}
+    # the same data order for every method: a seed's cells differ only in the model
+    assert {s["train"]["seed"] for s in t.cells("cpu", seeds={"cpu": [4], "smoke": [9]})} == {4}
+    assert {s["train"]["seed"] for s in t.cells("smoke", seeds={"cpu": [4]})} == {0}  # not named: its default
+    assert {s["train"]["steps"] for s in t.cells("cpu", steps={"cpu": 1500})} == {1500}
+    assert {s["train"]["steps"] for s in t.cells("smoke", steps={"cpu": 1500})} == {200}
+    assert coerce("steps", "700", {"cpu": 1500}) == 700  # one value given for a per-profile default
 
 
 def test_papermill_refuses_an_unknown_parameter(tmp_path):

@@ -58,6 +58,27 @@ def test_a_presentation_module_is_not_hashed(package_copy):
     assert _rehash() == before
 
 
+def _table_hashes() -> dict[str, str]:
+    provenance.code_hash.cache_clear()
+    return {n: provenance.code_hash(n) for n in ("table2_mnist", "ablation_masks", "table3_cifar10")}
+
+
+def test_a_table_hash_follows_only_the_table_modules_that_train_and_score_its_cells(package_copy):
+    before = _table_hashes()
+    # Table 2 and the ablations share their cells' data and evaluators (_mnist.py): one hash, shared records
+    assert before["table2_mnist"] == before["ablation_masks"] != before["table3_cifar10"]
+    _edit(package_copy / "repro" / "tables" / "table3_cifar10.py", "lr=", "lr=0.5*")  # another table's setting
+    after = _table_hashes()
+    assert after["table3_cifar10"] != before["table3_cifar10"]
+    assert after["table2_mnist"] == before["table2_mnist"] and after["ablation_masks"] == before["ablation_masks"]
+    _edit(package_copy / "repro" / "tables" / "_mnist.py", "lr=5e-3", "lr=4e-3")
+    third = _table_hashes()
+    assert third["table2_mnist"] == third["ablation_masks"] != after["table2_mnist"]
+    assert third["table3_cifar10"] == after["table3_cifar10"]
+    _edit(package_copy / "training" / "trainer.py", "0.95 * running", "0.9 * running")  # the core: every table
+    assert all(v != third[k] for k, v in _table_hashes().items())
+
+
 def test_fingerprint_strips_only_docstrings():
     a = module_fingerprint('"""mod"""\nclass A:\n    """doc"""\n    def f(self):\n        """doc"""\n        return 1\n')
     b = module_fingerprint("class A:\n    def f(self):\n        return 1  # one\n")
