@@ -43,3 +43,19 @@ write_table(df, "ablation_heads", profile, results_root, columns=cols)
 plot_ablation(df, "heads", f"iTrans heads ({profile}, {df['dataset'].iloc[0]})",
               path=results_dir(profile, results_root) / "ablation_heads.png")
 df[cols]
+
+# %% [markdown]
+# ## Evidence over seeds
+# The paper's claim "5 heads are best" (plots only) as paired claims of 5 heads against each other count, on test
+# bits/dim at the validation-selected checkpoint. *n/a* with one seed (smoke).
+
+# %%
+from attnflow_core.repro.evidence import Claim
+from attnflow_core.repro.report import write_evidence
+
+df["method"] = "heads=" + df["heads"].astype(str)
+claims = [Claim(f"5 heads below {h}", "heads=5", f"heads={h}") for h in sorted(set(df["heads"])) if h != 5
+          and "heads=5" in set(df["method"])]
+claims_df = write_evidence(df, "ablation_heads", profile, results_root, claims=claims, records=run.records(),
+                           group=lambda rec: f"heads={rec['spec']['grid']['heads']}")
+claims_df[["claim", "ours: method", "ours: baseline", "paired diff", "n pairs", "verdict", "reason"]]

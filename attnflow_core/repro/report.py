@@ -119,11 +119,16 @@ def write_evidence(df, table: str | TableSpec, profile: str, results_root: str |
     seeds = sorted({int(s) for s in df["seed"]}) if "seed" in df else []
     spikes = int(df["n_spikes"].fillna(0).sum()) if "n_spikes" in df else 0
     weights = _values(df, "weights")
+    secs = sum(float(r.get("train_seconds") or 0) + float(r.get("eval_seconds") or 0) for r in records
+               if not (isinstance(r.get("train_seconds"), float) and math.isnan(r["train_seconds"])))
     lines = ["", "## Evidence", "",
              f"Seeds {', '.join(map(str, seeds)) or '?'} per method (a seed fixes the initialisation, the data order "
              f"and the dequantisation noise; every method sees the same data order for the same seed). Weights "
              f"scored on the test split: {weights} (`best`: the checkpoint of lowest validation bits/dim, "
-             f"`-ema`: of the exponential moving average of the weights); loss spikes restored: {spikes}.", "",
+             f"`-ema`: of the exponential moving average of the weights); loss spikes restored: {spikes}. "
+             f"Training steps {_values(df, 'train_steps')}; compute {secs / 3600:.2f} core-hours for "
+             f"{len(records)} cell(s) (training with validation, and the test evaluation; one thread each) on "
+             f"{_values(df, 'hardware')}.", "",
              "### Test bits/dim per method over seeds (mean ± 95 % t-interval)", "",
              summary.reset_index().to_markdown(index=False), ""]
     if len(ct):
