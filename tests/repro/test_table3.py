@@ -182,3 +182,134 @@ def test_timing_ratios_are_to_the_backbone():
     assert all(r[k] > 0 for r in rows for k in ("train_step_s", "log_prob_s", "sample_batch_s"))
     assert rows[1]["params"] > rows[0]["params"] and rows[1]["paper_train_ratio"] == pytest.approx(1.2)
     assert np.isfinite(rows[1]["train_step_ratio"])
+
+
+# -- the cpu profile (issue 19) ---------------------------------------------------------------------------
+# the keys of every smoke and paper cell at 6ae45ac: the cpu profile must leave them (and so their records) alone
+KEYS_6AE45AC = {
+    "smoke": ["resflow---none-resflow1-1h32-cifar10-a5983931", "resflow---idp-iresnet1-1-1h32-cifar10-da94918a",
+              "resflow---icon-iresnet1-1-1h32-cifar10-6c818e47", "multiscale-marflow-affine-none-L3K1C16-cifar10-dad7854e",
+              "multiscale-marflow-affine-imap-L3K1C16-cifar10-d726d2fb",
+              "multiscale-marflow-affine-itrans-L3K1C16-cifar10-ab3d8539", "cifar10-test-real-images-0188d134"],
+    "paper": ["resflow---none-resflow16-16-16h512-cifar10-22566d2b", "resflow---idp-iresnet16-16-16h512-cifar10-b96e35dc",
+              "resflow---icon-iresnet16-16-16h512-cifar10-bb520264",
+              "multiscale-marflow-mixlogistic-none-L3K4C96-cifar10-5178c8f9",
+              "multiscale-marflow-mixlogistic-imap-L3K4C96-cifar10-6fb80094",
+              "multiscale-marflow-mixlogistic-itrans-L3K4C96-cifar10-80225b2e",
+              "multiscale-marflow-mixlogistic-none-L3K4C256-cifar10-cdc4a6c9",
+              "multiscale-marflow-mixlogistic-imap-L3K4C256-cifar10-529142b2",
+              "multiscale-marflow-mixlogistic-itrans-L3K4C256-cifar10-5a61670b", "cifar10-test-real-images-3cc339f8"],
+}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "paper"])
+def test_smoke_and_paper_cells_keep_their_keys(profile):
+    from attnflow_core.repro import cell_key
+
+    assert [cell_key(c) for c in TABLES["table3_cifar10"].cells(profile)] == KEYS_6AE45AC[profile]
+
+
+def test_cpu_profile_cells():
+    t = TABLES["table3_cifar10"]
+    assert "cpu" in t.profiles
+    cells = t.cells("cpu")
+    trained = [c for c in cells if "train" in c]
+    assert [(c["method"], c["train"]["seed"]) for c in trained] == [
+        (m, s) for m in ("mARFlow", "AttnFlow-iMap", "AttnFlow-iTrans") for s in (0, 1, 2)]
+    for c in trained:
+        m, tr, q = c["model"], c["train"], c["evaluators"]["sample_quality"]
+        assert (m["backbone"], m["coupling"], m["levels"], m["steps"], m["hidden"]) == ("marflow", "mixlogistic", 3, 2, 32)
+        assert (m["components"], m["blocks"], m["prior_hidden"], m["prior_layers"]) == (8, 1, 16, 2)
+        assert make_config(m).image_shape == (3, 32, 32) and c["paper_setting"] == "L3 K4 C96"
+        assert c["data"] == {"limit_train": None, "limit_test": None, "val_size": 5000}  # whole test split
+        assert (tr["eval_every"], tr["ema_decay"], tr["spike_factor"], tr["batch_size"]) == (200, 0.999, 1.5, 32)
+        assert q["n_samples"] >= 1000 and q["inception_size"] == 299 and q["ref_split"] == "test"
+        assert q["temperatures"] == [1.0] and q["kid_subset_size"] <= min(q["n_samples"], q["ref_count"])
+        assert max(q["fid_inf_sizes"]) == q["n_samples"] and len(q["fid_inf_sizes"]) >= 5
+    (real,) = [c for c in cells if "train" not in c]
+    assert real["data"] == {"split": "train", "limit": 1000}  # real images that are not the reference's
+    assert real["evaluators"]["sample_quality"] == trained[0]["evaluators"]["sample_quality"]
+
+
+def test_cpu_data_hold_out_the_validation_split(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "cifar10").mkdir()
+    for split, n in (("train", 5012), ("test", 7)):
+        np.savez(tmp_path / "cifar10" / f"cifar10_{split}.npz", x=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+                 y=rng.integers(0, 10, n))
+    t = TABLES["table3_cifar10"]
+    data = t.load_data(t.cells("cpu")[0], "cpu", str(tmp_path))
+    assert data.n_train == 12 and data.val.shape == (5000, 3, 32, 32) and data.test.shape == (7, 3, 32, 32)
+    assert data.extra["data_root"] == str(tmp_path) and data.val.dtype == torch.uint8
+    seen = {tuple(x.flatten().tolist()[:64]) for x in data.val}
+    assert not any(tuple(x.flatten().tolist()[:64]) in seen for x in data.train.x)  # disjoint
+    assert t.validation(t.cells("cpu")[0], data) is not None  # eval_every has a split to select on
+
+
+def test_fid_infinity_is_the_intercept_in_one_over_n(monkeypatch):
+    from attnflow_core.repro.tables import _cifar_quality as cq
+
+    # FID_n exactly on a line a + k/n: the fit returns a and k
+    monkeypatch.setattr(cq, "fid_to_statistics", lambda f, mu, sigma: 3.0 + 50.0 / len(f))
+    out = cq.fid_infinity(np.zeros((100, 4)), None, None, (20, 50, 100))
+    assert out["fid_inf"] == pytest.approx(3.0, abs=1e-9) and out["fid_inf_slope"] == pytest.approx(50.0)
+    assert [p["n"] for p in out["fid_by_n"]] == [20, 50, 100]
+
+
+def test_fid_infinity_removes_most_of_the_small_sample_bias():
+    from attnflow_core.metrics.fid import fid_to_statistics
+    from attnflow_core.repro.tables._cifar_quality import fid_infinity
+
+    # samples of the reference Gaussian itself: the true FID is 0, FID_n is biased upward by ~ 1/n
+    d = 8
+    f = np.random.default_rng(1).standard_normal((2000, d))
+    out = fid_infinity(f, np.zeros(d), np.eye(d), tuple(range(200, 2001, 200)))
+    small = out["fid_by_n"][0]["fid"]
+    assert small > 0.03 and abs(out["fid_inf"]) < 0.25 * small and out["fid_inf_slope"] > 0
+    assert out["fid_by_n"][-1]["fid"] == pytest.approx(fid_to_statistics(f, np.zeros(d), np.eye(d)))  # n = N: all
+
+
+def test_fid_inf_quality_scores_once_and_checks_its_sizes():
+    from types import SimpleNamespace
+
+    from attnflow_core.metrics.fid import fid_to_statistics
+    from attnflow_core.repro.tables._cifar_quality import FidInfQuality, quality_evaluator
+
+    feats = np.random.default_rng(2).standard_normal((12, 5))
+    ref = SimpleNamespace(mu=np.zeros(5), sigma=np.eye(5), features=np.random.default_rng(3).standard_normal((12, 5)))
+    calls = []
+
+    def extractor(images):
+        calls.append(len(images))
+        return feats
+
+    extractor.device = torch.device("cpu")
+    q = FidInfQuality(n_samples=12, ref_count=12, kid_subset_size=6, kid_subsets=3, inception_score=False,
+                      fid_inf_sizes=(6, 9, 12))
+    out = q.score(torch.zeros(12, 3, 8, 8, dtype=torch.uint8), extractor, ref)
+    assert calls == [12] and out["fid"] == pytest.approx(fid_to_statistics(feats, ref.mu, ref.sigma))
+    assert np.isfinite(out["fid_inf"]) and out["kid_std"] >= 0 and len(out["fid_by_n"]) == 3
+    assert isinstance(quality_evaluator(q.settings()), FidInfQuality) and quality_evaluator(q.settings()) == q
+    assert type(quality_evaluator(SampleQuality(n_samples=12, ref_count=12, kid_subset_size=6).settings())) is SampleQuality
+    with pytest.raises(MetricError, match=r"fid_inf_sizes \(6, 13\).*n_samples=12"):
+        FidInfQuality(n_samples=12, ref_count=12, kid_subset_size=6, fid_inf_sizes=(6, 13))
+    with pytest.raises(MetricError, match="at least two different"):
+        FidInfQuality(n_samples=12, ref_count=12, kid_subset_size=6, fid_inf_sizes=(6, 6))
+
+
+def test_cpu_rows_keep_every_seed_and_a_diverged_one_has_no_numbers():
+    import pandas as pd
+
+    t = TABLES["table3_cifar10"]
+    cells = [c for c in t.cells("cpu") if c["method"] == "mARFlow"]
+    diverged = {"key": "k", "profile": "cpu", "params_M": 1.1, "steps": None, "train_seconds": float("nan"),
+                "diverged": "non-finite loss at step 7", "hardware": "cpu", "commit": "c", "code_hash": "h"}
+    row = t.row(cells[1], diverged)
+    assert row["seed"] == 1 and row["diverged"] == "non-finite loss at step 7" and np.isnan(row["bpd"])
+    assert np.isnan(row["fid"]) and np.isnan(row["fid_inf"]) and row["samples"] is None
+    ok = [{"method": "mARFlow", "setting": "L3 K4 C96", "source": "ours (cpu)", "seed": s, "bpd": 4.0 + s,
+           "kid": 0.1, "kid_std": 0.01, "kid_best": 0.1, "kid_std_best": 0.01, "is": None, "is_std": None}
+          for s in (0, 2)]
+    df = t.assemble(pd.DataFrame([ok[0], row, ok[1]]), "cpu")
+    ours = df[df["source"] == "ours (cpu)"]
+    assert list(ours["seed"]) == [0, 1, 2] and len(df) == 12 + 2  # every seed on its own line
