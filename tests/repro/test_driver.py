@@ -90,7 +90,7 @@ def test_a_rerun_shared_cell_rebuilds_every_table_that_uses_it(tmp_path, dry_dri
     assert [n for n, _ in seen["notebooks"]] == ["ablation_masks"]
     assert "[ablation_positions] shares 1 rerun cell(s), but 7 of its other cells" in capsys.readouterr().out
     for k in positions:
-        (out / "cells" / f"{k}.json").write_text(json.dumps({"code_hash": code_hash()}))
+        (out / "cells" / f"{k}.json").write_text(json.dumps({"code_hash": code_hash("ablation_positions")}))
     seen["jobs"].clear(), seen["notebooks"].clear()
     assert driver.main(["--only", "ablation_masks", "--cell", "3", "--results-root", str(tmp_path)]) == 0
     assert [n for n, _ in seen["notebooks"]] == ["ablation_positions", "ablation_masks"]
@@ -279,7 +279,7 @@ def test_a_variant_grid_reuses_the_cells_it_shares_with_the_declared_one(tmp_pat
     (out / "cells").mkdir(parents=True)
     (out / "samples").mkdir()
     for s in TABLES["ablation_positions"].cells("smoke"):  # the canonical records and sample grids
-        (out / "cells" / f"{cell_key(s)}.json").write_text(json.dumps({"code_hash": code_hash(), "label": s["label"]}))
+        (out / "cells" / f"{cell_key(s)}.json").write_text(json.dumps({"code_hash": code_hash("ablation_positions"), "label": s["label"]}))
         (out / "samples" / f"{cell_key(s)}.png").write_bytes(b"png")
     assert driver.main(["--only", "ablation_positions", "--set", "positions=4", "--set", "seeds=0,1",
                         "--results-root", str(tmp_path)]) == 0
