@@ -23,8 +23,9 @@ exact terms (the smoke profile's; the reference uses 20) for validation and test
 steps on a fixed 1,000-image subset of the validation split (its first 1,000 images in file order; the split
 is a fixed random subset), so that it costs ≤ 15 % of training; the checkpoint of lowest validation bits/dim
 is scored on the test split. Measured cost (1 thread, two runs on a loaded machine): a training step 0.13–0.15 s
-(Residual Flow) / 0.30–0.49 s (+ ACF), an evaluation of 256 images 1.9–2.5 s / 4.0–7.4 s; so ≈ 590 s / 1,600 s
-per cell (validation ≈ 12 % / 11 % of training), ≈ 1.8 core-hours for the 6 cells.
+(Residual Flow) / 0.30–0.49 s (+ ACF), an evaluation of 256 images 1.9–2.5 s / 4.0–7.4 s (a 20-step sanity run
+of an ACF cell: 16 ms per validation image, 369 s for the 10,000 test images, 85 s for the other evaluators); so
+≈ 620 s / 1,700 s per cell (validation ≈ 12 % / ≤ 11 % of training), ≈ 1.9 core-hours for the 6 cells.
 *Converges faster*, defined before training: validation bits/dim at step :data:`CONVERGENCE_STEP` (1,000, the
 second validation, past the warm-up) lower for ACF, paired on seed (the row's ``val_at_1000`` column).
 *EMA and spectral norms*: the average is of the raw weights, the power-iteration vectors ``u, v`` and the gap
