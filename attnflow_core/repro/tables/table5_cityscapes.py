@@ -155,11 +155,11 @@ class Table5(TableSpec):
         if spec["dataset"] == "standin_label2photo":
             tr = load_standin("train", d["size"], d["n_train"], d["mode"])
             te = load_standin("test", d["size"], d["n_test"], d["mode"])
-            return CellData(TensorBatches(tr.x, tr.cond), te.x, te.cond, len(tr), {"note": tr.note})
+            return CellData(TensorBatches(tr.x, tr.cond), te.x, te.cond, len(tr), extra={"note": tr.note})
         root = resolve_root(data_root)
         train = CityscapesPairs(root, "train", mode=d["mode"], size=d["size"], limit=d["n_train"])
         test, test_cond = stack_pairs(CityscapesPairs(root, "val", mode=d["mode"], size=d["size"]), d["n_test"])
-        return CellData(DatasetBatches(train), test, test_cond, len(train), {"layout": train.layout})
+        return CellData(DatasetBatches(train), test, test_cond, len(train), extra={"layout": train.layout})
 
     def objective(self, spec: dict[str, Any]):
         return JointBitsPerDim()
