@@ -8,9 +8,9 @@ from attnflow_core.repro.params import coerce, grid_defaults, resolve_grid, vari
 
 
 def test_the_notebooks_declare_the_grids():
-    assert grid_defaults("ablation_heads") == {"heads": [1, 3, 5, 7], "seeds": None, "steps": None}
+    assert grid_defaults("ablation_heads") == {"heads": [1, 3, 5, 7], "seeds": None, "steps": {"cpu": 1500}}
     assert grid_defaults("ablation_positions") == {"attentions": ["imap", "itrans"], "positions": [1, 2, 3, 4],
-                                                   "seeds": None, "steps": None}
+                                                   "seeds": None, "steps": {"cpu": 1500}}
     assert grid_defaults("ablation_masks")["masks"] == ["spatial", "channel", "random", "checkerboard"]
     for name in TABLES:
         if TABLES[name].has_cells:
@@ -40,7 +40,7 @@ def test_a_misspelt_parameter_is_an_error_with_a_hint():
 
 def test_the_declared_grid_uses_the_canonical_root_and_another_grid_its_own(tmp_path):
     ns = {"profile": "smoke", "results_root": str(tmp_path), "data_root": None, "heads": [1, 3, 5, 7],
-          "seeds": None, "steps": None}
+          "seeds": None, "steps": {"cpu": 1500}}
     run = table_run("ablation_heads", ns)
     assert run.is_default and run.results_root == str(tmp_path)
     assert {cell_key(s) for s in run.cells()} == {cell_key(s) for s in TABLES["ablation_heads"].cells("smoke")}
