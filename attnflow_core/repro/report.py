@@ -130,7 +130,7 @@ def write_evidence(df, table: str | TableSpec, profile: str, results_root: str |
              f"{len(records)} cell(s) (training with validation, and the test evaluation; one thread each) on "
              f"{_values(df, 'hardware')}.", "",
              "### Test bits/dim per method over seeds (mean ± 95 % t-interval)", "",
-             summary.reset_index().to_markdown(index=False), ""]
+             summary.to_markdown(index=False), ""]
     if len(ct):
         lines += ["### Claims (paired on seed: method − baseline)", "", ev.claims_markdown(ct), ""]
     if records:
