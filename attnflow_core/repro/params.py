@@ -1,8 +1,8 @@
 """Notebook parameters: a table notebook's ``parameters`` cell declares its grid, and nothing else is accepted.
 
 A table notebook's parameters cell holds literals only: the common ``profile``, ``results_root`` and
-``data_root`` and the table's grid and schedule (``heads = [1, 3, 5, 7]``, ``seeds = [0]``,
-``steps = None`` for the profile's default). :func:`declared_parameters` reads them from the notebook
+``data_root`` and the table's grid and schedule (``heads = [1, 3, 5, 7]``, ``seeds = None`` and
+``steps = None`` for the profile's defaults, or a schedule per profile such as ``steps = {"cpu": 1500}``). :func:`declared_parameters` reads them from the notebook
 (the ``.ipynb`` papermill executes), so the grid lives in one place and editing it changes no code hash.
 papermill only *warns* about a parameter the notebook does not declare; :func:`table_run`, called in the
 first cell after the parameters, makes it an error (a typo such as ``-p tabel ...`` no longer runs the
