@@ -1,7 +1,5 @@
 """The protocol of an honest run: validation-selected weights, the EMA, loss spikes restored and counted,
 and a resumed run that ends where an uninterrupted one ends with all three on."""
-import math
-
 import pytest
 import torch
 
@@ -70,7 +68,7 @@ def test_ema_update_formula():
 
 def test_spike_guard_median_rule():
     g = SpikeGuard(1.5, window=10)
-    assert g.is_spike(100.0) == (False, math.nan) or not g.is_spike(100.0)[0]
+    assert not g.is_spike(100.0)[0]  # too few losses known to judge one
     g = SpikeGuard(1.5, window=10)
     for v in [2.0, 2.1, 1.9]:
         assert not g.is_spike(v)[0]
